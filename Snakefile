@@ -1,0 +1,36 @@
+"""sambrats: promptable foundation models against nnU-Net for glioma segmentation on BraTS MRI.
+
+    snakemake --cores 2                                   # the embedded demo (config/demo.yaml)
+    snakemake --cores 8 --configfile config/config.yaml   # the paper-scale study
+"""
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from sambrats.config import ConfigError, check_config, describe_schema_error, schema_error_of
+
+min_version("9.0")
+
+
+# The demo is the default; a --configfile replaces it instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/demo.yaml"
+
+
+try:
+    validate(config, "config/schema.yaml")
+    check_config(config)
+except (WorkflowError, ConfigError) as err:
+    schema_error = schema_error_of(err)
+    raise WorkflowError(describe_schema_error(schema_error) if schema_error else str(err)) from None
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

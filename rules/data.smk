@@ -1,0 +1,84 @@
+# Demo cohort, case discovery and validation, patient-level splits, 2D slice datasets.
+
+
+rule synth_cohort:
+    """Write the synthetic demo cohort of one dataset in its real BraTS layout."""
+    output:
+        directory(synthetic_root("{dataset}")),
+    params:
+        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        n_cases=config["demo"]["n_cases"],
+        shape=config["demo"]["shape"],
+        seed=config["demo"]["seed"],
+        broken=config["demo"]["broken"],
+    log:
+        f"{LOGS}/synth_cohort/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_cohort/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/synth_cohort.py"
+
+
+rule discover_cases:
+    """Find and validate every case of a raw BraTS folder; rejected cases get a reason."""
+    input:
+        root=raw_root,
+    output:
+        cases=f"{RESULTS}/cases/{{dataset}}.tsv",
+        rejected=f"{RESULTS}/cases/{{dataset}}.rejected.tsv",
+    params:
+        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        strict=config["strict"],
+    log:
+        f"{LOGS}/discover_cases/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/discover_cases/{{dataset}}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=lambda wc, threads: 2000 * threads,
+        runtime=120,
+    script:
+        "../scripts/discover_cases.py"
+
+
+rule split_cases:
+    """Seeded patient-level train/val/test split, stratified by tumour size."""
+    input:
+        cases=rules.discover_cases.output.cases,
+    output:
+        f"{RESULTS}/splits/{{dataset}}.tsv",
+    params:
+        ratios=config["split"],
+        seed=config["seed"],
+    log:
+        f"{LOGS}/split_cases/{{dataset}}.log",
+    script:
+        "../scripts/split_cases.py"
+
+
+rule build_slices:
+    """Largest-tumour-area axial slice of every case: npz + png, index.tsv with boxes and split."""
+    input:
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        directory(f"{RESULTS}/slices/{{dataset}}"),
+    params:
+        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        modality=lambda wc: dataset_config(wc.dataset)["modality"],
+        region=config["region"],
+        percentiles=config["slices"]["clip_percentiles"],
+    log:
+        f"{LOGS}/build_slices/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/build_slices/{{dataset}}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=lambda wc, threads: 2000 * threads,
+        runtime=120,
+    script:
+        "../scripts/build_slices.py"

@@ -1,0 +1,17 @@
+"""Rule build_slices: the 2D slice dataset of one dataset."""
+
+from sambrats import logs
+from sambrats.slices import write_slice_dataset
+
+logs.setup(snakemake.log[0])
+params = snakemake.params
+write_slice_dataset(
+    snakemake.input.cases,
+    snakemake.input.splits,
+    snakemake.output[0],
+    params.layout,
+    params.modality,
+    params.region,
+    params.percentiles,
+    workers=snakemake.threads,
+)

@@ -1,0 +1,78 @@
+"""Checks of the workflow config beyond its JSON schema, with one-line messages naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+
+from .brats import get_layout, resolve_modality
+from .splits import SPLITS
+
+DEMO_HINT = "to try the workflow without data: snakemake --cores 2 --configfile config/demo.yaml"
+DATASET_NAMES = {
+    "brats2024": "BraTS 2024 GLI training data (folders BraTS-GLI-xxxxx-xxx)",
+    "brats2019": "BraTS 2019 training data (the folder with HGG/ and LGG/)",
+}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the value."""
+
+
+def synthetic_root(dataset: str) -> str:
+    """Root of the demo cohort of ``dataset``, written by the workflow itself."""
+    return f"results/demo/raw/{dataset}"
+
+
+def key_name(path) -> str:
+    """``data.brats2024.root`` / ``methods[1]`` from a JSON path."""
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "<top level>"
+
+
+def describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One line for a schema violation: key, offending value and what was expected."""
+    error = jsonschema.exceptions.best_match([error])
+    if error.validator == "additionalProperties":
+        return f"config: {error.message} at {key_name(error.absolute_path)}"
+    return f"config key {key_name(error.absolute_path)} = {error.instance!r}: {error.message}"
+
+
+def schema_error_of(exc: BaseException) -> jsonschema.ValidationError | None:
+    """The jsonschema error that snakemake.utils.validate wrapped, if any."""
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, jsonschema.ValidationError):
+            return arg
+    return None
+
+
+def check_config(config: dict, workdir: str | Path = ".") -> None:
+    """Raise ConfigError for values the schema cannot judge (paths, sums, layout names)."""
+    workdir = Path(workdir)
+    for dataset in config["datasets"]:
+        settings = config["data"][dataset]
+        key = f"data.{dataset}"
+        root = settings.get("root")
+        if not root:
+            raise ConfigError(
+                f"config key {key}.root is not set: point it at your {DATASET_NAMES[dataset]}, "
+                f"or drop {dataset!r} from `datasets`; {DEMO_HINT}"
+            )
+        if root != synthetic_root(dataset) and not (workdir / root).is_dir():
+            raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
+        try:
+            resolve_modality(get_layout(settings["layout"]), settings["modality"])
+        except ValueError as err:
+            raise ConfigError(f"config key {key}.modality = {settings['modality']!r}: {err}") from None
+    ratios = config["split"]
+    total = sum(ratios[name] for name in SPLITS)
+    if abs(total - 1) > 1e-6:
+        raise ConfigError(f"config key split = {ratios}: the ratios add up to {total:g}, not 1")
+    low, high = config["slices"]["clip_percentiles"]
+    if not low < high:
+        raise ConfigError(
+            f"config key slices.clip_percentiles = {[low, high]}: the first must be below the second"
+        )

@@ -1,0 +1,188 @@
+"""2D slice dataset: per case the axial slice with the largest tumour area, its mask and box.
+
+Conventions, used by every method:
+
+* Volumes are indexed ``[i, j, k]`` as stored in the NIfTI file; axial slices run along ``k``.
+* The chosen slice is the one with the largest tumour area; ties go to the lowest ``k``.
+* A 2D slice is ``volume[:, :, k].T``: row = ``j``, column = ``i``.
+* Boxes are ``x0, y0, x1, y1`` in pixels, inclusive, with x = column and y = row.
+* Intensities are normalised per volume: clipped to the given percentiles of the brain voxels
+  (non-zero voxels of the skull-stripped volume), scaled to [0, 1]; background stays 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .brats import Layout, get_layout, load_labels, read_volume, region_mask, resolve_modality
+from .outputs import read_tsv, staged_directory, write_tsv
+from .parallel import map_cases
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ["case_id", "split", "slice_index", "area", "x0", "y0", "x1", "y1"]
+
+
+@dataclass(frozen=True)
+class SliceSample:
+    case_id: str
+    slice_index: int
+    image: np.ndarray  # float32 [H, W] in [0, 1]
+    mask: np.ndarray  # uint8 [H, W] in {0, 1}
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 inclusive
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+
+def largest_area_slice(mask: np.ndarray) -> tuple[int, int]:
+    """(k, area) of the axial slice with the most mask voxels; ties go to the lowest k."""
+    areas = mask.reshape(-1, mask.shape[2]).sum(axis=0)
+    k = int(np.argmax(areas))
+    return k, int(areas[k])
+
+
+def axial_slice(volume: np.ndarray, k: int) -> np.ndarray:
+    """Slice ``k`` as a 2D image with row = j and column = i."""
+    return np.ascontiguousarray(volume[:, :, k].T)
+
+
+def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Inclusive bounding box ``x0, y0, x1, y1`` (x = column) of a non-empty 2D mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("tight_box of an empty mask")
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def normalise(volume: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """Clip to percentiles of the non-zero voxels, scale to [0, 1]; background stays 0."""
+    volume = np.asarray(volume, dtype=np.float32)
+    brain = volume != 0
+    if not brain.any():
+        return np.zeros_like(volume)
+    low, high = np.percentile(volume[brain], percentiles)
+    scaled = (np.clip(volume, low, high) - low) / max(high - low, 1e-8)
+    return np.where(brain, scaled, 0).astype(np.float32)
+
+
+def extract_slice(
+    case_id: str,
+    image_path: Path,
+    seg_path: Path,
+    layout: Layout,
+    region: str,
+    percentiles: tuple[float, float],
+) -> SliceSample:
+    """The largest-area axial slice of one case, normalised, with its mask and box."""
+    _, seg = load_labels(Path(seg_path), layout)
+    mask3d = region_mask(seg, layout, region)
+    k, area = largest_area_slice(mask3d)
+    if area == 0:
+        raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
+    _, volume = read_volume(Path(image_path))
+    image = axial_slice(normalise(volume, percentiles), k)
+    mask = axial_slice(mask3d, k).astype(np.uint8)
+    return SliceSample(case_id, k, image, mask, tight_box(mask))
+
+
+def save_sample(sample: SliceSample, folder: Path) -> None:
+    """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors."""
+    np.savez_compressed(
+        folder / f"{sample.case_id}.npz",
+        image=sample.image,
+        mask=sample.mask,
+        box=np.asarray(sample.box, dtype=np.int32),
+        slice_index=np.int32(sample.slice_index),
+    )
+    pixels = np.round(sample.image * 255).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(folder / f"{sample.case_id}.png")
+
+
+def load_sample(folder: Path, case_id: str) -> SliceSample:
+    with np.load(Path(folder) / f"{case_id}.npz") as data:
+        return SliceSample(
+            case_id,
+            int(data["slice_index"]),
+            data["image"],
+            data["mask"],
+            tuple(int(v) for v in data["box"]),
+        )
+
+
+def _extract_and_save(args) -> dict:
+    case_id, image_path, seg_path, layout, region, percentiles, folder = args
+    try:
+        sample = extract_slice(case_id, image_path, seg_path, layout, region, percentiles)
+    except ValueError as err:
+        return {"case_id": case_id, "reason": str(err)}
+    save_sample(sample, folder)
+    x0, y0, x1, y1 = sample.box
+    return {"case_id": case_id, "slice_index": sample.slice_index, "area": sample.area,
+            "x0": x0, "y0": y0, "x1": x1, "y1": y1}
+
+
+def build_slice_dataset(
+    cases: pd.DataFrame,
+    splits: pd.DataFrame,
+    folder: Path,
+    layout: Layout,
+    modality: str,
+    region: str,
+    percentiles: tuple[float, float],
+    workers: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write every case's slice into ``folder``; return (index table, skipped cases with reasons)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (row.case_id, row[modality], row.seg, layout, region, tuple(percentiles), folder)
+        for _, row in cases.iterrows()
+    ]
+    rows = map_cases(_extract_and_save, jobs, workers, "extracting slices")
+    skipped = pd.DataFrame([r for r in rows if "reason" in r], columns=["case_id", "reason"])
+    for row in skipped.itertuples():
+        log.warning("skipped %s: %s", row.case_id, row.reason)
+    index = pd.DataFrame([r for r in rows if "reason" not in r])
+    if index.empty:
+        index = pd.DataFrame(columns=INDEX_COLUMNS)
+    index = index.merge(splits[["case_id", "split"]], on="case_id", how="left")
+    return index[INDEX_COLUMNS].sort_values("case_id").reset_index(drop=True), skipped
+
+
+def write_slice_dataset(
+    cases_path,
+    splits_path,
+    out_dir,
+    layout_name: str,
+    modality: str,
+    region: str,
+    percentiles,
+    workers: int = 1,
+) -> None:
+    """Build the slice folder (npz, png, index.tsv, skipped.tsv); it appears only when complete."""
+    layout = get_layout(layout_name)
+    with staged_directory(out_dir) as folder:
+        index, skipped = build_slice_dataset(
+            read_tsv(cases_path),
+            read_tsv(splits_path),
+            folder,
+            layout,
+            resolve_modality(layout, modality),
+            region,
+            tuple(percentiles),
+            workers,
+        )
+        if index.empty:
+            raise ValueError(f"no case has a non-empty {region!r} region ({len(skipped)} skipped)")
+        write_tsv(index, folder / "index.tsv")
+        write_tsv(skipped, folder / "skipped.tsv")
+        log.info("%d slices written, %d cases skipped", len(index), len(skipped))
