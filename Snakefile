@@ -7,7 +7,7 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from sambrats.config import ConfigError, check_config, describe_schema_error, schema_error_of
+from sambrats.config import ConfigError, check_config, describe_schema_error
 
 min_version("9.0")
 
@@ -15,15 +15,18 @@ min_version("9.0")
 # The demo is the default; a --configfile replaces it instead of being merged into it.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/demo.yaml"
+    configfile: f"{workflow.basedir}/config/demo.yaml"
 
 
+SCHEMA = f"{workflow.basedir}/config/schema.yaml"
 try:
-    validate(config, "config/schema.yaml")
+    validate(config, SCHEMA)
+except WorkflowError:
+    raise WorkflowError(describe_schema_error(config, SCHEMA)) from None
+try:
     check_config(config)
-except (WorkflowError, ConfigError) as err:
-    schema_error = schema_error_of(err)
-    raise WorkflowError(describe_schema_error(schema_error) if schema_error else str(err)) from None
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 include: "rules/common.smk"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import jsonschema
+import yaml
 
-from .brats import get_layout, resolve_modality
 from .splits import SPLITS
 
 DEMO_HINT = "to try the workflow without data: snakemake --cores 2 --configfile config/demo.yaml"
@@ -33,20 +33,16 @@ def key_name(path) -> str:
     return name or "<top level>"
 
 
-def describe_schema_error(error: jsonschema.ValidationError) -> str:
-    """One line for a schema violation: key, offending value and what was expected."""
-    error = jsonschema.exceptions.best_match([error])
+def describe_schema_error(config: dict, schema_path: str | Path) -> str:
+    """One line for the most relevant schema violation: key, offending value, expectation."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
+    error = jsonschema.exceptions.best_match(errors)
+    if error is None:
+        return "config: invalid (no schema violation found)"
     if error.validator == "additionalProperties":
         return f"config: {error.message} at {key_name(error.absolute_path)}"
     return f"config key {key_name(error.absolute_path)} = {error.instance!r}: {error.message}"
-
-
-def schema_error_of(exc: BaseException) -> jsonschema.ValidationError | None:
-    """The jsonschema error that snakemake.utils.validate wrapped, if any."""
-    for arg in getattr(exc, "args", ()):
-        if isinstance(arg, jsonschema.ValidationError):
-            return arg
-    return None
 
 
 def check_config(config: dict, workdir: str | Path = ".") -> None:
@@ -63,10 +59,6 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
             )
         if root != synthetic_root(dataset) and not (workdir / root).is_dir():
             raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
-        try:
-            resolve_modality(get_layout(settings["layout"]), settings["modality"])
-        except ValueError as err:
-            raise ConfigError(f"config key {key}.modality = {settings['modality']!r}: {err}") from None
     ratios = config["split"]
     total = sum(ratios[name] for name in SPLITS)
     if abs(total - 1) > 1e-6:

@@ -151,9 +151,8 @@ def build_slice_dataset(
     skipped = pd.DataFrame([r for r in rows if "reason" in r], columns=["case_id", "reason"])
     for row in skipped.itertuples():
         log.warning("skipped %s: %s", row.case_id, row.reason)
-    index = pd.DataFrame([r for r in rows if "reason" not in r])
-    if index.empty:
-        index = pd.DataFrame(columns=INDEX_COLUMNS)
+    columns = [name for name in INDEX_COLUMNS if name != "split"]
+    index = pd.DataFrame([r for r in rows if "reason" not in r], columns=columns)
     index = index.merge(splits[["case_id", "split"]], on="case_id", how="left")
     return index[INDEX_COLUMNS].sort_values("case_id").reset_index(drop=True), skipped
 

@@ -27,7 +27,7 @@ T = {name: index for index, name in enumerate(TISSUES)}
 # Mean relative intensity of each tissue per contrast (columns follow TISSUES).
 CONTRAST = {
     "t1n": [0.0, 0.25, 0.55, 0.75, 0.50, 0.30, 0.55, 0.20],
-    "t1c": [0.0, 0.25, 0.55, 0.75, 0.50, 0.30, 1.00, 0.20],
+    "t1c": [0.0, 0.25, 0.55, 0.75, 0.50, 0.30, 1.40, 0.20],
     "t2w": [0.0, 1.00, 0.60, 0.40, 0.85, 0.90, 0.70, 0.95],
     "t2f": [0.0, 0.15, 0.55, 0.45, 0.95, 0.60, 0.75, 0.20],
 }

@@ -1,0 +1,32 @@
+# make demo : set up .venv and run the embedded demo
+# make test : set up .venv and run the whole test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sambrats-installed
+CORES ?= 2
+
+.PHONY: setup demo test dag clean
+
+setup: $(STAMP)
+
+# torch and torchvision first, as the pinned matching pair, so that nothing pulls another torch.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+dag: $(STAMP)
+	$(BIN)/snakemake --configfile config/demo.yaml --rulegraph | dot -Tsvg > dag.svg
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,110 @@
+"""Config schema and the checks the schema cannot express."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from sambrats.config import ConfigError, check_config, describe_schema_error
+
+from conftest import REPO
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def load(name: str) -> dict:
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    validate(config, str(SCHEMA))
+    return config
+
+
+def leaf_properties(schema: dict, path: str = ""):
+    """(key, subschema) of every property in the schema, following $ref into $defs."""
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    for name, sub in schema.get("properties", {}).items():
+        key = f"{path}.{name}" if path else name
+        yield key, sub
+        if "$ref" in sub:
+            sub = {**defs[sub["$ref"].split("/")[-1]], **sub}
+        yield from leaf_properties(sub, key)
+
+
+def test_every_key_has_a_default_and_a_description():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    for key, sub in leaf_properties(schema):
+        resolved = {**schema["$defs"].get(sub.get("$ref", "#/").split("/")[-1], {}), **sub}
+        assert "default" in resolved, key
+        assert resolved.get("description"), key
+
+
+def test_both_shipped_configs_validate():
+    demo = load("demo.yaml")
+    paper = load("config.yaml")
+    assert demo["data"]["brats2024"]["root"] == "results/demo/raw/brats2024"
+    assert paper["data"]["brats2024"]["root"] is None
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"seed": "abc"}, "config key seed = 'abc': 'abc' is not of type 'integer'"),
+        ({"methods": ["lora_sam", "sam3"]}, "config key methods[1] = 'sam3': 'sam3' is not one of"),
+        ({"data": {"brats2024": {"modality": "dwi"}}}, "config key data.brats2024.modality = 'dwi'"),
+        ({"split": {"train": 1.5}}, "config key split.train = 1.5: 1.5 is greater than the maximum of 1"),
+        ({"colour": "red"}, "config: Additional properties are not allowed ('colour' was unexpected)"),
+    ],
+)
+def test_schema_errors_become_one_line_naming_key_and_value(change, expected):
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    for key, value in change.items():
+        if isinstance(value, dict) and key in config:
+            for sub, subvalue in value.items():
+                if isinstance(subvalue, dict):
+                    config[key][sub].update(subvalue)
+                else:
+                    config[key][sub] = subvalue
+        else:
+            config[key] = value
+    message = describe_schema_error(config, SCHEMA)
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+def test_paper_config_without_data_roots_says_what_to_set_and_points_to_the_demo():
+    with pytest.raises(ConfigError) as err:
+        check_config(load("config.yaml"))
+    message = str(err.value)
+    assert message.startswith("config key data.brats2024.root is not set")
+    assert "snakemake --cores 2 --configfile config/demo.yaml" in message
+
+
+def test_missing_folder_ratio_and_percentile_errors(tmp_path):
+    base = load("config.yaml")
+    base["data"]["brats2024"]["root"] = str(tmp_path)
+    base["data"]["brats2019"]["root"] = str(tmp_path)
+    check_config(base)
+
+    missing = copy.deepcopy(base)
+    missing["data"]["brats2019"]["root"] = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"^config key data.brats2019.root = '.*nope': folder does not exist$"):
+        check_config(missing)
+
+    ratios = copy.deepcopy(base)
+    ratios["split"]["val"] = 0.3
+    with pytest.raises(ConfigError, match="add up to 1.2, not 1"):
+        check_config(ratios)
+
+    percentiles = copy.deepcopy(base)
+    percentiles["slices"]["clip_percentiles"] = [99, 1]
+    with pytest.raises(ConfigError, match="slices.clip_percentiles"):
+        check_config(percentiles)
+
+
+def test_only_listed_datasets_need_a_root(tmp_path):
+    config = load("config.yaml")
+    config["datasets"] = ["brats2019"]
+    config["data"]["brats2019"]["root"] = str(tmp_path)
+    check_config(config)

@@ -1,0 +1,126 @@
+"""Slice choice, orientation, boxes and normalisation on arrays with known answers."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from sambrats.brats import GLI, LEGACY
+from sambrats.outputs import read_tsv
+from sambrats.slices import (
+    INDEX_COLUMNS,
+    axial_slice,
+    extract_slice,
+    largest_area_slice,
+    load_sample,
+    normalise,
+    tight_box,
+    write_slice_dataset,
+)
+
+
+def test_largest_area_slice_prefers_the_lowest_index_on_ties():
+    mask = np.zeros((6, 6, 5), dtype=bool)
+    mask[1:3, 1:3, 1] = True  # area 4
+    mask[0:2, 0:3, 3] = True  # area 6
+    mask[2:5, 2:4, 4] = True  # area 6, later
+    assert largest_area_slice(mask) == (3, 6)
+
+
+def test_axial_slice_puts_j_in_rows_and_i_in_columns():
+    volume = np.zeros((4, 3, 2))
+    volume[3, 1, 1] = 7  # i = 3, j = 1, k = 1
+    image = axial_slice(volume, 1)
+    assert image.shape == (3, 4)
+    assert image[1, 3] == 7
+
+
+def test_tight_box_is_inclusive_with_x_as_column():
+    mask = np.zeros((10, 12), dtype=np.uint8)
+    mask[2:5, 7:10] = 1  # rows 2..4, columns 7..9
+    assert tight_box(mask) == (7, 2, 9, 4)
+    mask[:] = 0
+    mask[6, 1] = 1
+    assert tight_box(mask) == (1, 6, 1, 6)
+    with pytest.raises(ValueError):
+        tight_box(np.zeros((3, 3)))
+
+
+def test_normalise_clips_to_brain_percentiles_and_keeps_background_zero():
+    volume = np.zeros((10, 10, 11), dtype=np.float32)
+    volume[:, :, 1:] = np.arange(1, 1001, dtype=np.float32).reshape(10, 10, 10)
+    out = normalise(volume, (0, 100))
+    assert out[:, :, 0].max() == 0
+    assert out[0, 0, 1] == pytest.approx(0.0)
+    assert out.max() == pytest.approx(1.0)
+    clipped = normalise(volume, (10, 90))
+    low, high = np.percentile(np.arange(1, 1001), [10, 90])
+    assert clipped[volume == 500][0] == pytest.approx((500 - low) / (high - low))
+    assert clipped[volume == 1][0] == pytest.approx(0.0)  # clipped up to the 10th percentile
+    assert (clipped[volume == 1000] == 1).all()
+
+
+def write_case(folder, seg, image, case_id="c"):
+    folder.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), folder / f"{case_id}-img.nii.gz")
+    nib.save(nib.Nifti1Image(seg, np.eye(4)), folder / f"{case_id}-seg.nii.gz")
+    return folder / f"{case_id}-img.nii.gz", folder / f"{case_id}-seg.nii.gz"
+
+
+def test_extract_slice_on_a_hand_built_case(tmp_path):
+    seg = np.zeros((20, 16, 8), dtype=np.uint8)
+    seg[5:9, 3:6, 2] = 2          # area 12 on k = 2
+    seg[10:15, 4:8, 5] = 4        # area 20 on k = 5 (legacy ET)
+    seg[10:12, 4:6, 6] = 1        # area 4 on k = 6
+    image = np.random.default_rng(0).uniform(1, 100, seg.shape).astype(np.float32)
+    img_path, seg_path = write_case(tmp_path, seg, image)
+    sample = extract_slice("c", img_path, seg_path, LEGACY, "wt", (0, 100))
+    assert sample.slice_index == 5
+    assert sample.area == 20
+    assert sample.box == (10, 4, 14, 7)  # x = i (10..14), y = j (4..7)
+    assert sample.image.shape == (16, 20)
+    np.testing.assert_array_equal(sample.mask, (seg[:, :, 5].T > 0).astype(np.uint8))
+    expected = normalise(image, (0, 100))[:, :, 5].T
+    np.testing.assert_allclose(sample.image, expected)
+    tc = extract_slice("c", img_path, seg_path, LEGACY, "tc", (0, 100))
+    assert (tc.slice_index, tc.area) == (5, 20)
+    with pytest.raises(ValueError, match="region 'et' is empty"):
+        extract_slice("c", img_path, seg_path, GLI, "et", (0, 100))
+
+
+def test_slice_dataset_writes_npz_png_index_and_skips_empty_regions(tmp_path):
+    rows = []
+    for case_id, label in (("a", 4), ("b", 2)):
+        seg = np.zeros((12, 12, 4), dtype=np.uint8)
+        seg[2:6, 3:5, 1] = label
+        seg[2:4, 3:5, 2] = 1
+        img, seg_path = write_case(tmp_path / "raw" / case_id, seg, np.ones(seg.shape, np.float32) * 5, case_id)
+        rows.append({"case_id": case_id, "flair": str(img), "seg": str(seg_path)})
+    pd.DataFrame(rows).to_csv(tmp_path / "cases.tsv", sep="\t", index=False)
+    pd.DataFrame({"case_id": ["a", "b"], "split": ["train", "test"]}).to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
+    out = tmp_path / "slices"
+    write_slice_dataset(tmp_path / "cases.tsv", tmp_path / "splits.tsv", out, "legacy", "t2f", "et", (0.5, 99.5))
+    index = read_tsv(out / "index.tsv")
+    assert index.columns.tolist() == INDEX_COLUMNS
+    assert index.to_dict("records") == [
+        {"case_id": "a", "split": "train", "slice_index": 1, "area": 8, "x0": 2, "y0": 3, "x1": 5, "y1": 4}
+    ]
+    assert read_tsv(out / "skipped.tsv").case_id.tolist() == ["b"]
+    sample = load_sample(out, "a")
+    assert sample.box == (2, 3, 5, 4)
+    png = np.asarray(Image.open(out / "a.png"))
+    np.testing.assert_array_equal(png, np.round(sample.image * 255).astype(np.uint8))
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "a.png", "index.tsv", "skipped.tsv"]
+
+
+def test_failed_slice_dataset_leaves_no_output(tmp_path):
+    pd.DataFrame({"case_id": ["a"], "flair": ["/nonexistent.nii.gz"], "seg": ["/nonexistent-seg.nii.gz"]}).to_csv(
+        tmp_path / "cases.tsv", sep="\t", index=False
+    )
+    pd.DataFrame({"case_id": ["a"], "split": ["train"]}).to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match="no case has a non-empty 'wt' region"):
+        write_slice_dataset(tmp_path / "cases.tsv", tmp_path / "splits.tsv", tmp_path / "slices", "legacy", "flair", "wt", (0.5, 99.5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.tsv", "splits.tsv"]

@@ -1,0 +1,134 @@
+"""The Snakemake workflow itself: dry runs, config errors at start, a real demo run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from sambrats.brats import GLI, LEGACY
+from sambrats.outputs import read_tsv
+from sambrats.slices import INDEX_COLUMNS, load_sample
+from sambrats.synth import write_cohort
+
+from conftest import REPO, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+DEMO = str(REPO / "config" / "demo.yaml")
+PAPER = str(REPO / "config" / "config.yaml")
+
+
+def write_yaml(path, data) -> str:
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--configfile", DEMO)
+    assert result.returncode == 0, result.stdout
+    for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "all"):
+        assert f"rule {rule}:" in result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_demo_is_the_default_config(tmp_path):
+    result = run_snakemake(tmp_path, "-n")
+    assert result.returncode == 0, result.stdout
+    assert "results/demo/raw/brats2024" in result.stdout
+
+
+def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
+    write_cohort(tmp_path / "raw" / "gli", GLI, 1, (240, 240, 155), seed=1)
+    write_cohort(tmp_path / "raw" / "legacy", LEGACY, 1, (240, 240, 155), seed=1)
+    roots = write_yaml(
+        tmp_path / "roots.yaml",
+        {"data": {"brats2024": {"root": str(tmp_path / "raw" / "gli")},
+                  "brats2019": {"root": str(tmp_path / "raw" / "legacy")}}},
+    )
+    result = run_snakemake(tmp_path, "-n", "--configfile", PAPER, roots)
+    assert result.returncode == 0, result.stdout
+    assert "rule synth_cohort:" not in result.stdout  # the paper run never writes a demo cohort
+    for rule in ("discover_cases", "split_cases", "build_slices"):
+        assert result.stdout.count(f"rule {rule}:") == 2
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["--configfile", PAPER], "config key data.brats2024.root is not set"),
+        (["--config", "methods=[lora_sam,unet3d]"], "config key methods[1] = 'unet3d'"),
+        (["--config", "seed=abc"], "config key seed = 'abc': 'abc' is not of type 'integer'"),
+    ],
+)
+def test_a_wrong_config_fails_at_start_with_one_line(tmp_path, args, line):
+    result = run_snakemake(tmp_path, "-n", *args)
+    assert result.returncode != 0
+    assert any(row.startswith(line) for row in result.stdout.splitlines()), result.stdout
+    assert "Building DAG" not in result.stdout
+
+
+def test_missing_data_folder_fails_at_start(tmp_path):
+    override = write_yaml(tmp_path / "o.yaml", {"data": {"brats2019": {"root": "/no/such/brats"}}})
+    result = run_snakemake(tmp_path, "-n", "--configfile", DEMO, override)
+    assert result.returncode != 0
+    assert "config key data.brats2019.root = '/no/such/brats': folder does not exist" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One real run of a small demo through the slice stage."""
+    workdir = tmp_path_factory.mktemp("demo")
+    small = write_yaml(workdir / "small.yaml", {"demo": {"n_cases": 8, "shape": [48, 48, 24]}})
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", DEMO, small)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return workdir, small
+
+
+def test_demo_run_writes_case_tables_with_the_broken_cases_rejected(demo_run):
+    workdir, _ = demo_run
+    for dataset, prefix in (("brats2024", "BraTS-GLI-"), ("brats2019", "BraTS19_")):
+        cases = read_tsv(workdir / f"results/cases/{dataset}.tsv")
+        rejected = read_tsv(workdir / f"results/cases/{dataset}.rejected.tsv")
+        assert len(cases) == 8 and cases.case_id.str.startswith(prefix).all()
+        assert len(rejected) == 2
+        assert rejected.reason.str.startswith("missing seg").sum() == 1
+        assert rejected.reason.str.startswith("unreadable").sum() == 1
+        log = (workdir / f"results/logs/discover_cases/{dataset}.log").read_text()
+        assert log.count("rejected ") == 2
+
+
+def test_demo_run_writes_split_and_slices_that_agree(demo_run):
+    workdir, _ = demo_run
+    for dataset in ("brats2024", "brats2019"):
+        split = read_tsv(workdir / f"results/splits/{dataset}.tsv")
+        folder = workdir / f"results/slices/{dataset}"
+        index = read_tsv(folder / "index.tsv")
+        assert index.columns.tolist() == INDEX_COLUMNS
+        assert set(index.split) == {"train", "val", "test"}
+        assert dict(zip(index.case_id, index.split)) == dict(zip(split.case_id, split.split))
+        for row in index.itertuples():
+            sample = load_sample(folder, row.case_id)
+            assert sample.box == (row.x0, row.y0, row.x1, row.y1)
+            assert sample.area == row.area > 0
+            assert sample.image.shape == (48, 48) and 0 <= sample.image.min() and sample.image.max() <= 1
+            assert (folder / f"{row.case_id}.png").stat().st_size > 0
+        assert np.all(index.x1 >= index.x0)
+
+
+def test_second_demo_run_has_nothing_to_do(demo_run):
+    workdir, small = demo_run
+    result = run_snakemake(workdir, "-n", "--configfile", DEMO, small)
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout
+
+
+def test_strict_mode_fails_the_run_on_the_demos_broken_cases(tmp_path):
+    small = write_yaml(
+        tmp_path / "strict.yaml",
+        {"strict": True, "datasets": ["brats2019"], "demo": {"n_cases": 3, "shape": [32, 32, 16]}},
+    )
+    result = run_snakemake(tmp_path, "results/cases/brats2019.tsv", "--cores", "1", "--configfile", DEMO, small)
+    assert result.returncode != 0
+    assert "strict: 2 brats2019 case(s) rejected" in (tmp_path / "results/logs/discover_cases/brats2019.log").read_text()
+    assert not (tmp_path / "results/cases/brats2019.tsv").exists()
