@@ -16,6 +16,7 @@ from sambrats.slices import (
     extract_slice,
     largest_area_slice,
     load_sample,
+    intensity_range,
     normalise,
     tight_box,
     write_slice_dataset,
@@ -52,15 +53,15 @@ def test_tight_box_is_inclusive_with_x_as_column():
 def test_normalise_clips_to_brain_percentiles_and_keeps_background_zero():
     volume = np.zeros((10, 10, 11), dtype=np.float32)
     volume[:, :, 1:] = np.arange(1, 1001, dtype=np.float32).reshape(10, 10, 10)
-    out = normalise(volume, (0, 100))
+    assert intensity_range(volume, (0, 100)) == (1, 1000)  # background zeros are not brain
+    low, high = intensity_range(volume, (10, 90))
+    assert (low, high) == pytest.approx(tuple(np.percentile(np.arange(1, 1001), [10, 90])))
+    out = normalise(volume, low, high)
     assert out[:, :, 0].max() == 0
-    assert out[0, 0, 1] == pytest.approx(0.0)
-    assert out.max() == pytest.approx(1.0)
-    clipped = normalise(volume, (10, 90))
-    low, high = np.percentile(np.arange(1, 1001), [10, 90])
-    assert clipped[volume == 500][0] == pytest.approx((500 - low) / (high - low))
-    assert clipped[volume == 1][0] == pytest.approx(0.0)  # clipped up to the 10th percentile
-    assert (clipped[volume == 1000] == 1).all()
+    assert out[volume == 500][0] == pytest.approx((500 - low) / (high - low))
+    assert out[volume == 1][0] == pytest.approx(0.0)  # clipped up to the 10th percentile
+    assert out[volume == 1000][0] == pytest.approx(1.0)
+    assert intensity_range(np.zeros((3, 3, 3)), (1, 99)) == (0.0, 1.0)
 
 
 def write_case(folder, seg, image, case_id="c"):
@@ -83,7 +84,7 @@ def test_extract_slice_on_a_hand_built_case(tmp_path):
     assert sample.box == (10, 4, 14, 7)  # x = i (10..14), y = j (4..7)
     assert sample.image.shape == (16, 20)
     np.testing.assert_array_equal(sample.mask, (seg[:, :, 5].T > 0).astype(np.uint8))
-    expected = normalise(image, (0, 100))[:, :, 5].T
+    expected = normalise(image[:, :, 5].T, image.min(), image.max())
     np.testing.assert_allclose(sample.image, expected)
     tc = extract_slice("c", img_path, seg_path, LEGACY, "tc", (0, 100))
     assert (tc.slice_index, tc.area) == (5, 20)

@@ -132,10 +132,12 @@ def resolve_modality(layout: Layout, modality: str) -> str:
 
 
 def region_mask(seg: np.ndarray, layout: Layout, region: str) -> np.ndarray:
-    """Binary mask of a tumour region (``wt``, ``tc`` or ``et``) under the layout's labels."""
+    """Binary mask of a tumour region (``wt``, ``tc`` or ``et``) of a seg in the layout's labels."""
     if region not in layout.region_labels:
         raise ValueError(f"unknown region {region!r}; choose one of {list(REGIONS)}")
-    return np.isin(seg, sorted(layout.region_labels[region]))
+    lookup = np.zeros(max(layout.labels) + 1, dtype=bool)
+    lookup[sorted(layout.region_labels[region])] = True
+    return lookup[seg]
 
 
 def find_case_folders(root: Path, layout: Layout) -> list[CaseFolder]:
@@ -199,7 +201,9 @@ def load_labels(path: Path, layout: Layout) -> tuple[nib.Nifti1Image, np.ndarray
     """Read a seg file and check it against the layout's label convention."""
     image, raw = read_volume(path)
     seg = integer_labels(raw, path)
-    foreign = sorted(set(np.unique(seg).tolist()) - layout.labels)
+    lowest = int(seg.min())
+    present = np.flatnonzero(np.bincount((seg.ravel(order="K") - lowest).astype(np.intp))) + lowest
+    foreign = sorted(set(present.tolist()) - layout.labels)
     if foreign:
         raise CaseRejected(
             f"labels {foreign} outside the {layout.description} convention "

@@ -44,7 +44,7 @@ class SliceSample:
 
 def largest_area_slice(mask: np.ndarray) -> tuple[int, int]:
     """(k, area) of the axial slice with the most mask voxels; ties go to the lowest k."""
-    areas = mask.reshape(-1, mask.shape[2]).sum(axis=0)
+    areas = np.count_nonzero(mask, axis=(0, 1))
     k = int(np.argmax(areas))
     return k, int(areas[k])
 
@@ -63,15 +63,20 @@ def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
-def normalise(volume: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
-    """Clip to percentiles of the non-zero voxels, scale to [0, 1]; background stays 0."""
-    volume = np.asarray(volume, dtype=np.float32)
-    brain = volume != 0
-    if not brain.any():
-        return np.zeros_like(volume)
-    low, high = np.percentile(volume[brain], percentiles)
-    scaled = (np.clip(volume, low, high) - low) / max(high - low, 1e-8)
-    return np.where(brain, scaled, 0).astype(np.float32)
+def intensity_range(volume: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """Percentiles of the non-zero (brain) voxels of a volume; (0, 1) for an empty volume."""
+    brain = volume[volume != 0]
+    if brain.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(brain, percentiles)
+    return float(low), float(high)
+
+
+def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Clip to [low, high] and scale to [0, 1]; zero (background) voxels stay 0."""
+    image = np.asarray(image, dtype=np.float32)
+    scaled = (np.clip(image, low, high) - low) / max(high - low, 1e-8)
+    return np.where(image != 0, scaled, 0).astype(np.float32)
 
 
 def extract_slice(
@@ -89,7 +94,7 @@ def extract_slice(
     if area == 0:
         raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
     _, volume = read_volume(Path(image_path))
-    image = axial_slice(normalise(volume, percentiles), k)
+    image = normalise(axial_slice(volume, k), *intensity_range(volume, percentiles))
     mask = axial_slice(mask3d, k).astype(np.uint8)
     return SliceSample(case_id, k, image, mask, tight_box(mask))
 
