@@ -1,0 +1,37 @@
+"""The install path CI and users take: pins agree everywhere, CI runs exactly `make test`."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+
+def pyproject_dependencies() -> list[str]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def test_conda_env_pins_match_pyproject():
+    env = yaml.safe_load((REPO / "envs" / "sambrats.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert sorted(pip) == sorted(pyproject_dependencies())
+
+
+def test_makefile_installs_the_same_torch_pair_as_pyproject():
+    pins = {dep for dep in pyproject_dependencies() if dep.startswith(("torch==", "torchvision=="))}
+    assert pins == {"torch==2.14.1", "torchvision==0.29.1"}
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"pip install --quiet torch==2\.14\.1 torchvision==0\.29\.1", makefile)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    commands = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))
+    ]
+    assert commands == ["make test"]
+    assert "make test" in (REPO / "README.md").read_text()
