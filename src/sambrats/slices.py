@@ -13,6 +13,7 @@ Conventions, used by every method:
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def intensity_range(volume: np.ndarray, percentiles: tuple[float, float]) -> tup
 def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Clip to [low, high] and scale to [0, 1]; zero (background) voxels stay 0."""
     image = np.asarray(image, dtype=np.float32)
-    scaled = (np.clip(image, low, high) - low) / max(high - low, 1e-8)
+    scaled = np.clip((image - low) / max(high - low, 1e-8), 0, 1)
     return np.where(image != 0, scaled, 0).astype(np.float32)
 
 
@@ -190,3 +191,29 @@ def write_slice_dataset(
         write_tsv(index, folder / "index.tsv")
         write_tsv(skipped, folder / "skipped.tsv")
         log.info("%d slices written, %d cases skipped", len(index), len(skipped))
+
+
+def jitter_box(
+    box: tuple[int, int, int, int], pixels: int, shape: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """Move each box coordinate by a uniform integer in [-pixels, pixels], clipped to the image.
+
+    ``shape`` is (rows, columns). A coordinate pair that crosses over is swapped, so the box stays
+    valid (x0 <= x1, y0 <= y1).
+    """
+    moved = np.asarray(box) + rng.integers(-pixels, pixels + 1, size=4)
+    height, width = shape
+    x0, x1 = sorted(np.clip(moved[[0, 2]], 0, width - 1).tolist())
+    y0, y1 = sorted(np.clip(moved[[1, 3]], 0, height - 1).tolist())
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def case_rng(seed: int, case_id: str, *streams: int) -> np.random.Generator:
+    """A generator fixed by the seed, the case and further stream numbers (same boxes on rerun)."""
+    return np.random.default_rng([seed, zlib.crc32(case_id.encode()), *streams])
+
+
+def load_split(folder: str | Path, split: str) -> list[SliceSample]:
+    """Every sample of one split of a slice folder, in case order."""
+    index = read_tsv(Path(folder) / "index.tsv")
+    return [load_sample(folder, case_id) for case_id in index.case_id[index.split == split]]

@@ -1,0 +1,352 @@
+"""SAM: loading, the demo stand-in, LoRA, the training loop and prompt-mode inference.
+
+The base model is a transformers ``SamModel`` read with ``from_pretrained`` from a hub id or a
+local ``save_pretrained`` folder, preprocessed by its ``SamProcessor`` (resize, pad, normalise,
+box rescaling) and post-processed by the processor's ``post_process_masks``. The demo base model
+is a stand-in: a tiny randomly initialised SAM trained in full for a few minutes on a separate
+synthetic cohort, saved in the same format and read back by the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+
+from .brats import GLI, discover, resolve_modality
+from .metrics import dice, metrics_row, metrics_table
+from .outputs import staged_directory, write_tsv
+from .slices import SliceSample, case_rng, extract_slice, jitter_box
+from .synth import write_cohort
+
+log = logging.getLogger(__name__)
+
+# Named stand-in presets: (image size, vision width, vision layers, neck/prompt/decoder width).
+STANDIN_PRESETS = {
+    "tiny-sam-256": dict(image_size=256, vision_width=96, vision_layers=2, width=64),
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on the CPU (where bf16 is slower)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def tiny_sam_config(image_size: int, vision_width: int, vision_layers: int, width: int) -> SamConfig:
+    """A small SAM of the real architecture: every module name of sam-vit-base exists in it."""
+    patch = 16
+    return SamConfig(
+        vision_config=dict(
+            hidden_size=vision_width,
+            output_channels=width,
+            num_hidden_layers=vision_layers,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=patch,
+            window_size=image_size // patch // 2,
+            global_attn_indexes=[vision_layers - 1],
+            mlp_dim=4 * vision_width,
+            num_pos_feats=width // 2,
+        ),
+        prompt_encoder_config=dict(hidden_size=width, image_size=image_size, patch_size=patch),
+        mask_decoder_config=dict(
+            hidden_size=width, mlp_dim=4 * width, num_attention_heads=4, iou_head_hidden_dim=width
+        ),
+    )
+
+
+def sam_processor(image_size: int) -> SamProcessor:
+    """SamProcessor for a model with ``image_size`` input (sam-vit-base: 1024)."""
+    low_res = image_size // 4
+    return SamProcessor(
+        image_processor=SamImageProcessor(
+            size={"longest_edge": image_size},
+            pad_size={"height": image_size, "width": image_size},
+            mask_size={"longest_edge": low_res},
+            mask_pad_size={"height": low_res, "width": low_res},
+        )
+    )
+
+
+def load_base(name_or_path: str | Path, device: torch.device) -> tuple[SamModel, SamProcessor]:
+    """SAM and its processor from a hub id or a ``save_pretrained`` folder."""
+    try:
+        model = SamModel.from_pretrained(str(name_or_path))
+        processor = SamProcessor.from_pretrained(str(name_or_path))
+    except OSError as err:
+        raise OSError(
+            f"cannot load SAM from {name_or_path!r}: {err}. Without internet, point "
+            "sam.base_model at a local save_pretrained folder (e.g. resources/sam-vit-base)."
+        ) from err
+    return model.to(device), processor
+
+
+def add_lora(model: SamModel, r: int, alpha: int, dropout: float, target_modules: list[str]) -> PeftModel:
+    """Wrap SAM with LoRA adapters on every linear layer with one of ``target_modules``' names."""
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules))
+    return get_peft_model(model, config)
+
+
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects."""
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return np.repeat(pixels[:, :, None], 3, axis=2)
+
+
+def prepare(processor: SamProcessor, images: list[np.ndarray], boxes=None) -> dict:
+    """Processor outputs for slices and optional boxes (x0, y0, x1, y1 in slice pixels)."""
+    input_boxes = None if boxes is None else [[list(map(float, box))] for box in boxes]
+    return processor(images=[to_rgb(image) for image in images], input_boxes=input_boxes, return_tensors="pt")
+
+
+def mask_logits(model, processor, inputs, device, image_embeddings=None, with_boxes=True) -> torch.Tensor:
+    """Mask logits [B, H, W] at slice resolution, from pixels or from cached image embeddings."""
+    kwargs = {}
+    if with_boxes and "input_boxes" in inputs:
+        kwargs["input_boxes"] = inputs["input_boxes"].float().to(device)
+    if image_embeddings is None:
+        kwargs["pixel_values"] = inputs["pixel_values"].to(device)
+    else:
+        kwargs["image_embeddings"] = image_embeddings
+    with autocast(device):
+        outputs = model(multimask_output=False, **kwargs)
+    masks = processor.image_processor.post_process_masks(
+        outputs.pred_masks.float(), inputs["original_sizes"], inputs["reshaped_input_sizes"], binarize=False
+    )
+    return torch.stack([mask[0, 0] for mask in masks])
+
+
+def image_embeddings(model, inputs, device) -> torch.Tensor:
+    """The vision encoder's output for the processed images (computed once per slice)."""
+    with autocast(device):
+        return model.get_image_embeddings(inputs["pixel_values"].to(device))
+
+
+def segmentation_loss(logits, target, dice_weight: float, bce_weight: float) -> torch.Tensor:
+    """Soft Dice + binary cross-entropy on mask logits."""
+    probs = torch.sigmoid(logits)
+    intersection = (probs * target).sum(dim=(1, 2))
+    soft_dice = (2 * intersection + 1) / (probs.sum(dim=(1, 2)) + target.sum(dim=(1, 2)) + 1)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    return dice_weight * (1 - soft_dice.mean()) + bce_weight * bce
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    dice_weight: float
+    bce_weight: float
+    box_jitter: int
+    no_prompt_fraction: float
+    seed: int
+
+
+@torch.no_grad()
+def validation_dice(model, processor, samples: list[SliceSample], device, batch_size: int) -> float:
+    """Mean Dice with the ground-truth box over the samples."""
+    model.eval()
+    scores = []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        inputs = prepare(processor, [s.image for s in batch], [s.box for s in batch])
+        predictions = (mask_logits(model, processor, inputs, device) > 0).cpu().numpy()
+        scores += [dice(pred, s.mask) for pred, s in zip(predictions, batch)]
+    return float(np.mean(scores))
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu().clone().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_training_state(workdir: Path, model, optimizer, scheduler, rng, progress: dict) -> None:
+    """Everything needed to resume after the last finished epoch, replaced atomically."""
+    with staged_directory(workdir / "last") as folder:
+        save_file(trainable_state(model), folder / "trainable.safetensors")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "torch_rng": torch.get_rng_state()},
+            folder / "optim.pt",
+        )
+        (folder / "progress.json").write_text(json.dumps({**progress, "numpy_rng": rng.bit_generator.state}))
+
+
+def load_training_state(workdir: Path, fingerprint: str, model, optimizer, scheduler, rng) -> dict | None:
+    """Restore the last epoch's state if it belongs to the same training run, else None."""
+    folder = workdir / "last"
+    if not (folder / "progress.json").is_file():
+        return None
+    progress = json.loads((folder / "progress.json").read_text())
+    if progress.get("fingerprint") != fingerprint:
+        log.info("ignoring resume state in %s: it belongs to another training setup", workdir)
+        return None
+    state = load_file(folder / "trainable.safetensors")
+    missing = set(trainable_state(model)) - set(state)
+    if missing:
+        raise RuntimeError(f"resume state in {folder} lacks {sorted(missing)[:3]}")
+    model.load_state_dict(state, strict=False)
+    saved = torch.load(folder / "optim.pt", weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    rng.bit_generator.state = progress.pop("numpy_rng")
+    return progress
+
+
+def train(
+    model,
+    processor: SamProcessor,
+    train_samples: list[SliceSample],
+    val_samples: list[SliceSample],
+    settings: TrainSettings,
+    workdir: Path,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Train the model's trainable parameters; the best epoch by validation Dice is saved with
+    ``save_pretrained`` in ``workdir/best``. Resumes from ``workdir/last`` when it exists for the
+    same settings and data. Returns the history (epoch, train_loss, val_dice, lr, seconds)."""
+    workdir = Path(workdir)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(settings.epochs, 1))
+    fingerprint = json.dumps(
+        {"settings": asdict(settings), "train": [s.case_id for s in train_samples],
+         "val": [s.case_id for s in val_samples], "trainable": parameter_counts(model)},
+        sort_keys=True,
+    )
+    progress = load_training_state(workdir, fingerprint, model, optimizer, scheduler, rng)
+    if progress is None:
+        progress = {"fingerprint": fingerprint, "epoch": 0, "best_dice": -1.0, "history": []}
+    else:
+        log.info("resuming after epoch %d of %d", progress["epoch"], settings.epochs)
+    for epoch in range(progress["epoch"] + 1, settings.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train_samples))
+        losses = []
+        batches = range(0, len(order), settings.batch_size)
+        for begin in tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch"):
+            batch = [train_samples[i] for i in order[begin : begin + settings.batch_size]]
+            prompted = rng.random() >= settings.no_prompt_fraction
+            boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
+            inputs = prepare(processor, [s.image for s in batch], boxes)
+            logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)
+            target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
+            loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        val = validation_dice(model, processor, val_samples, device, settings.batch_size)
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_dice": val, "lr": lr,
+               "seconds": time.perf_counter() - start}
+        log.info("epoch %d: train loss %.4f, val Dice %.4f", epoch, row["train_loss"], val)
+        progress["history"].append(row)
+        if val > progress["best_dice"]:
+            progress["best_dice"] = val
+            with staged_directory(workdir / "best") as folder:
+                model.save_pretrained(folder)
+        progress["epoch"] = epoch
+        save_training_state(workdir, model, optimizer, scheduler, rng, progress)
+    return pd.DataFrame(progress["history"], columns=["epoch", "train_loss", "val_dice", "lr", "seconds"])
+
+
+def plot_history(history: pd.DataFrame, path: Path, title: str) -> None:
+    """Training loss and validation Dice per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, loss_axis = plt.subplots(figsize=(6, 4))
+    loss_axis.plot(history.epoch, history.train_loss, color="tab:red", marker="o", label="train loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("train loss (Dice + BCE)")
+    dice_axis = loss_axis.twinx()
+    dice_axis.plot(history.epoch, history.val_dice, color="tab:blue", marker="s", label="val Dice")
+    dice_axis.set_ylabel("validation Dice (GT box)")
+    dice_axis.set_ylim(0, 1)
+    fig.legend(loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0))
+    loss_axis.set_title(title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def finish_training(history: pd.DataFrame, workdir: Path, out_dir, history_path, curve_path, title, extra=None):
+    """Publish the best checkpoint (plus ``extra`` files), history and curve; drop the work folder."""
+    with staged_directory(out_dir) as folder:
+        for item in Path(workdir, "best").iterdir():
+            shutil.copy2(item, folder / item.name)
+        if extra is not None:
+            extra(folder)
+    write_tsv(history, history_path)
+    plot_history(history, Path(curve_path), title)
+    shutil.rmtree(workdir)
+
+
+def standin_samples(n_cases: int, shape, seed: int, modality: str) -> list[SliceSample]:
+    """Slices of a separate synthetic GLI cohort (never the demo cohort) for the stand-in."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cohort(tmp, GLI, n_cases, shape, seed)
+        cases, _ = discover(Path(tmp), GLI, "standin")
+        name = resolve_modality(GLI, modality)
+        return [
+            extract_slice(row["case_id"], row[name], row["seg"], GLI, "wt", (0.5, 99.5))
+            for row in cases.to_dict("records")
+        ]
+
+
+def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, settings: TrainSettings,
+                  device_name: str = "auto") -> None:
+    """Build the tiny SAM ``preset``, train it in full on a separate synthetic cohort, save it."""
+    device = resolve_device(device_name)
+    spec = STANDIN_PRESETS[preset]
+    torch.manual_seed(settings.seed)
+    model = SamModel(tiny_sam_config(**spec)).to(device)
+    processor = sam_processor(spec["image_size"])
+    samples = standin_samples(cohort["n_cases"], cohort["shape"], cohort["seed"], cohort["modality"])
+    n_val = max(1, len(samples) // 5)
+    log.info("stand-in %s: %d parameters, %d train / %d val slices", preset,
+             parameter_counts(model)[1], len(samples) - n_val, n_val)
+    workdir = Path(f"{out_dir}.work")
+    history = train(model, processor, samples[n_val:], samples[:n_val], settings, workdir, device)
+    finish_training(history, workdir, out_dir, history_path, curve_path,
+                    f"SAM stand-in {preset} (full training)", extra=processor.save_pretrained)
