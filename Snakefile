@@ -31,6 +31,7 @@ except ConfigError as err:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/sam.smk"
 
 
 rule all:

@@ -1,6 +1,9 @@
 # Config access, wildcard constraints and input functions shared by every rule file.
 
+from pathlib import Path
+
 from sambrats.config import synthetic_root
+from sambrats.sam import STANDIN_PRESETS
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -20,6 +23,48 @@ def raw_root(wildcards):
     return dataset_config(wildcards.dataset)["root"]
 
 
+def slices_dir(dataset):
+    return f"{RESULTS}/slices/{dataset}"
+
+
+def sam_base_model():
+    """What SamModel.from_pretrained reads: the stand-in folder for a preset, else the config value."""
+    name = config["sam"]["base_model"]
+    return f"{RESULTS}/sam/base/{name}" if name in STANDIN_PRESETS else name
+
+
+def sam_base_input(wildcards):
+    """The base model as a rule input when it is a file of this machine (not a hub id)."""
+    path = sam_base_model()
+    is_local = config["sam"]["base_model"] in STANDIN_PRESETS or Path(path).exists()
+    return {"base": path} if is_local else {}
+
+
+def lora_settings():
+    """LoRA training settings (sambrats.sam.TrainSettings), seeded by the master seed."""
+    return {**config["sam"]["train"], "seed": config["seed"]}
+
+
+def standin_settings():
+    """The stand-in trains like LoRA-SAM but in full, on its own seed, always prompted."""
+    standin = config["sam"]["standin"]
+    return lora_settings() | {
+        "epochs": standin["epochs"],
+        "batch_size": standin["batch_size"],
+        "lr": standin["lr"],
+        "seed": standin["seed"],
+        "no_prompt_fraction": 0.0,
+    }
+
+
+METHOD_TARGETS = {
+    "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
+}
+
+
 def all_targets():
-    """Every output the workflow currently produces for the configured datasets."""
-    return expand(f"{RESULTS}/slices/{{dataset}}", dataset=config["datasets"])
+    """Every output the workflow produces for the configured datasets and methods."""
+    targets = expand(slices_dir("{dataset}"), dataset=config["datasets"])
+    for method in config["methods"]:
+        targets += METHOD_TARGETS.get(method, [])
+    return targets

@@ -30,7 +30,7 @@ from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 from .brats import GLI, discover, resolve_modality
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import staged_directory, write_tsv
-from .slices import SliceSample, case_rng, extract_slice, jitter_box
+from .slices import SliceSample, case_rng, extract_slice, jitter_box, load_split
 from .synth import write_cohort
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,20 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def prepare(processor: SamProcessor, images: list[np.ndarray], boxes=None) -> dict:
-    """Processor outputs for slices and optional boxes (x0, y0, x1, y1 in slice pixels)."""
-    input_boxes = None if boxes is None else [[list(map(float, box))] for box in boxes]
+    """Processor outputs for slices and optional boxes (x0, y0, x1, y1 in slice pixels): one box
+    per image, or a list of boxes per image (each decoded on its own)."""
+    input_boxes = None
+    if boxes is not None:
+        input_boxes = [
+            [list(map(float, b)) for b in (box if isinstance(box[0], (list, tuple)) else [box])]
+            for box in boxes
+        ]
     return processor(images=[to_rgb(image) for image in images], input_boxes=input_boxes, return_tensors="pt")
 
 
 def mask_logits(model, processor, inputs, device, image_embeddings=None, with_boxes=True) -> torch.Tensor:
-    """Mask logits [B, H, W] at slice resolution, from pixels or from cached image embeddings."""
+    """Mask logits [B, boxes, H, W] at slice resolution (one box per decode; without boxes, one
+    prompt-free decode), from the pixels or from cached image embeddings."""
     kwargs = {}
     if with_boxes and "input_boxes" in inputs:
         kwargs["input_boxes"] = inputs["input_boxes"].float().to(device)
@@ -144,7 +151,7 @@ def mask_logits(model, processor, inputs, device, image_embeddings=None, with_bo
     masks = processor.image_processor.post_process_masks(
         outputs.pred_masks.float(), inputs["original_sizes"], inputs["reshaped_input_sizes"], binarize=False
     )
-    return torch.stack([mask[0, 0] for mask in masks])
+    return torch.stack([mask[:, 0] for mask in masks])
 
 
 def image_embeddings(model, inputs, device) -> torch.Tensor:
@@ -183,7 +190,7 @@ def validation_dice(model, processor, samples: list[SliceSample], device, batch_
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         inputs = prepare(processor, [s.image for s in batch], [s.box for s in batch])
-        predictions = (mask_logits(model, processor, inputs, device) > 0).cpu().numpy()
+        predictions = (mask_logits(model, processor, inputs, device)[:, 0] > 0).cpu().numpy()
         scores += [dice(pred, s.mask) for pred, s in zip(predictions, batch)]
     return float(np.mean(scores))
 
@@ -265,7 +272,7 @@ def train(
             prompted = rng.random() >= settings.no_prompt_fraction
             boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
             inputs = prepare(processor, [s.image for s in batch], boxes)
-            logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)
+            logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)[:, 0]
             target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
             loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -350,3 +357,83 @@ def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, 
     history = train(model, processor, samples[n_val:], samples[:n_val], settings, workdir, device)
     finish_training(history, workdir, out_dir, history_path, curve_path,
                     f"SAM stand-in {preset} (full training)", extra=processor.save_pretrained)
+
+
+def train_lora_sam(base_model, slices_dir, adapter_dir, history_path, curve_path, lora: dict,
+                   settings: TrainSettings, device_name: str = "auto") -> None:
+    """Fine-tune SAM with LoRA on the train split, validating on the val split every epoch."""
+    device = resolve_device(device_name)
+    model, processor = load_base(base_model, device)
+    model = add_lora(model, **lora)
+    trainable, total = parameter_counts(model)
+    log.info("LoRA r=%d on %s: %s trainable of %s parameters (%.3f%%)", lora["r"],
+             ", ".join(lora["target_modules"]), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    train_samples, val_samples = load_split(slices_dir, "train"), load_split(slices_dir, "val")
+    log.info("%d train and %d val slices from %s", len(train_samples), len(val_samples), slices_dir)
+    workdir = Path(f"{adapter_dir}.work")
+    history = train(model, processor, train_samples, val_samples, settings, workdir, device)
+    finish_training(history, workdir, adapter_dir, history_path, curve_path, "LoRA-SAM fine-tuning")
+
+
+def prompt_modes(jitters: list[int]) -> list[str]:
+    """Evaluated prompt modes: the tight box, each jitter level (0 is the tight box), no prompt."""
+    return ["gt_box", *[f"gt_box_jitter{n}" for n in sorted(set(jitters)) if n > 0], "no_prompt"]
+
+
+def mode_box(mode: str, sample: SliceSample, seed: int):
+    """The box a prompt mode gives a sample, jittered reproducibly per case; None for no prompt."""
+    if mode == "no_prompt":
+        return None
+    if mode == "gt_box":
+        return sample.box
+    pixels = int(mode.removeprefix("gt_box_jitter"))
+    return jitter_box(sample.box, pixels, sample.mask.shape, case_rng(seed, sample.case_id, pixels))
+
+
+@torch.no_grad()
+def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed: int, device) -> dict:
+    """Binary masks of every prompt mode from ONE image embedding: {mode: (mask, box)}."""
+    model.eval()
+    boxes = {mode: mode_box(mode, sample, seed) for mode in modes}
+    boxed = [mode for mode in modes if boxes[mode] is not None]
+    inputs = prepare(processor, [sample.image], [[boxes[m] for m in boxed]] if boxed else None)
+    embedding = image_embeddings(model, inputs, device)
+    results = {}
+    if boxed:
+        logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding)[0]
+        for mode, mode_logits in zip(boxed, logits):
+            results[mode] = ((mode_logits > 0).cpu().numpy().astype(np.uint8), boxes[mode])
+    if "no_prompt" in modes:
+        logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding, with_boxes=False)
+        results["no_prompt"] = ((logits[0, 0] > 0).cpu().numpy().astype(np.uint8), None)
+    return results
+
+
+def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str,
+                      jitters: list[int], seed: int, device_name: str = "auto") -> None:
+    """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
+    GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table."""
+    device = resolve_device(device_name)
+    base, processor = load_base(base_model, device)
+    model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
+    modes = prompt_modes(jitters)
+    samples = load_split(slices_dir, "test")
+    rows = []
+    with staged_directory(out_dir) as folder:
+        for sample in tqdm(samples, desc="SAM prompt modes", unit="case"):
+            with model.disable_adapter():
+                zero_shot = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
+            results = {("sam_zeroshot", "gt_box"): zero_shot}
+            for mode, result in predict_modes(model, processor, sample, modes, seed, device).items():
+                results[("lora_sam", mode)] = result
+            for (method, mode), (mask, box) in results.items():
+                name = mode if method == "lora_sam" else f"zeroshot_{mode}"
+                (folder / name).mkdir(exist_ok=True)
+                box_array = np.asarray(box if box is not None else (-1, -1, -1, -1), dtype=np.int32)
+                np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
+                rows.append(metrics_row(sample.case_id, dataset, method, mode, mask, sample.mask,
+                                        prompt_box="" if box is None else ",".join(map(str, box))))
+    table = metrics_table(rows)
+    write_tsv(table, metrics_path)
+    for (method, mode), group in table.groupby(["method", "prompt"], sort=False):
+        log.info("%s %s: Dice %.4f, IoU %.4f (n=%d)", method, mode, group.dice.mean(), group.iou.mean(), len(group))

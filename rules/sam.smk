@@ -1,0 +1,85 @@
+# LoRA-SAM: the demo stand-in base model, LoRA training, inference for every prompt mode.
+
+SAM = f"{RESULTS}/sam"
+
+
+rule sam_standin:
+    """Stand-in for the hub SAM: a tiny SAM trained in full on a separate synthetic cohort."""
+    output:
+        model=protected(directory(f"{SAM}/base/{{preset}}")),
+        history=f"{SAM}/base/{{preset}}.history.tsv",
+        curve=f"{SAM}/base/{{preset}}.training_curve.png",
+    params:
+        cohort=lambda wc: {
+            key: config["sam"]["standin"][key] for key in ("n_cases", "shape", "seed", "modality")
+        },
+        settings=lambda wc: standin_settings(),
+        device=config["device"],
+    wildcard_constraints:
+        preset="|".join(STANDIN_PRESETS),
+    log:
+        f"{LOGS}/sam_standin/{{preset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sam_standin/{{preset}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=1,
+    script:
+        "../scripts/sam_standin.py"
+
+
+rule train_lora_sam:
+    """Fine-tune SAM with LoRA on the train split; the best adapter by validation Dice."""
+    input:
+        unpack(sam_base_input),
+        slices=slices_dir(config["dataset_2d"]),
+    output:
+        adapter=protected(directory(f"{SAM}/lora/adapter")),
+        history=f"{SAM}/lora/history.tsv",
+        curve=f"{SAM}/lora/training_curve.png",
+    params:
+        base_model=sam_base_model(),
+        lora=config["sam"]["lora"],
+        settings=lambda wc: lora_settings(),
+        device=config["device"],
+    log:
+        f"{LOGS}/train_lora_sam/train_lora_sam.log",
+    benchmark:
+        f"{BENCHMARKS}/train_lora_sam/train_lora_sam.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    script:
+        "../scripts/train_lora_sam.py"
+
+
+rule predict_sam:
+    """Every prompt mode from one image embedding per test slice, plus zero-shot SAM (GT box)."""
+    input:
+        unpack(sam_base_input),
+        slices=slices_dir(config["dataset_2d"]),
+        adapter=rules.train_lora_sam.output.adapter,
+    output:
+        predictions=directory(f"{SAM}/predictions"),
+        metrics=f"{SAM}/metrics.tsv",
+    params:
+        base_model=sam_base_model(),
+        dataset=config["dataset_2d"],
+        jitters=config["sam"]["eval"]["jitter_px"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{LOGS}/predict_sam/predict_sam.log",
+    benchmark:
+        f"{BENCHMARKS}/predict_sam/predict_sam.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=240,
+        gpu=1,
+    script:
+        "../scripts/predict_sam.py"

@@ -1,0 +1,17 @@
+"""Rule predict_sam: every prompt mode of LoRA-SAM and zero-shot SAM on the test split."""
+
+from sambrats import logs
+from sambrats.sam import write_predictions
+
+logs.setup(snakemake.log[0])
+write_predictions(
+    snakemake.params.base_model,
+    snakemake.input.adapter,
+    snakemake.input.slices,
+    snakemake.output.predictions,
+    snakemake.output.metrics,
+    snakemake.params.dataset,
+    snakemake.params.jitters,
+    snakemake.params.seed,
+    snakemake.params.device,
+)
