@@ -27,7 +27,8 @@ def write_yaml(path, data) -> str:
 def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", DEMO)
     assert result.returncode == 0, result.stdout
-    for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "all"):
+    for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
+                 "train_lora_sam", "predict_sam", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
@@ -77,20 +78,19 @@ def test_missing_data_folder_fails_at_start(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """One real run of a small demo through the slice stage."""
+    """One real run of the embedded demo, exactly as `make demo` runs it."""
     workdir = tmp_path_factory.mktemp("demo")
-    small = write_yaml(workdir / "small.yaml", {"demo": {"n_cases": 8, "shape": [48, 48, 24]}})
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", DEMO, small)
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", DEMO)
     assert result.returncode == 0, result.stdout[-3000:]
-    return workdir, small
+    return workdir
 
 
 def test_demo_run_writes_case_tables_with_the_broken_cases_rejected(demo_run):
-    workdir, _ = demo_run
+    workdir = demo_run
     for dataset, prefix in (("brats2024", "BraTS-GLI-"), ("brats2019", "BraTS19_")):
         cases = read_tsv(workdir / f"results/cases/{dataset}.tsv")
         rejected = read_tsv(workdir / f"results/cases/{dataset}.rejected.tsv")
-        assert len(cases) == 8 and cases.case_id.str.startswith(prefix).all()
+        assert len(cases) == 20 and cases.case_id.str.startswith(prefix).all()
         assert len(rejected) == 2
         assert rejected.reason.str.startswith("missing seg").sum() == 1
         assert rejected.reason.str.startswith("unreadable").sum() == 1
@@ -99,7 +99,7 @@ def test_demo_run_writes_case_tables_with_the_broken_cases_rejected(demo_run):
 
 
 def test_demo_run_writes_split_and_slices_that_agree(demo_run):
-    workdir, _ = demo_run
+    workdir = demo_run
     for dataset in ("brats2024", "brats2019"):
         split = read_tsv(workdir / f"results/splits/{dataset}.tsv")
         folder = workdir / f"results/slices/{dataset}"
@@ -111,14 +111,33 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
             sample = load_sample(folder, row.case_id)
             assert sample.box == (row.x0, row.y0, row.x1, row.y1)
             assert sample.area == row.area > 0
-            assert sample.image.shape == (48, 48) and 0 <= sample.image.min() and sample.image.max() <= 1
+            assert sample.image.shape == (96, 96) and 0 <= sample.image.min() and sample.image.max() <= 1
             assert (folder / f"{row.case_id}.png").stat().st_size > 0
         assert np.all(index.x1 >= index.x0)
 
 
+def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo_run):
+    workdir = demo_run
+    metrics = read_tsv(workdir / "results/sam/metrics.tsv")
+    test_cases = read_tsv(workdir / "results/slices/brats2024/index.tsv").query("split == 'test'").case_id
+    modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
+             "gt_box_jitter30", "no_prompt"}
+    assert set(metrics[metrics.method == "lora_sam"].prompt) == modes
+    for _, group in metrics.groupby(["method", "prompt"]):
+        assert sorted(group.case_id) == sorted(test_cases)
+    mean = metrics.groupby(["method", "prompt"]).dice.mean()
+    assert mean["lora_sam", "gt_box"] > mean["sam_zeroshot", "gt_box"] + 0.2
+    log = (workdir / "results/logs/train_lora_sam/train_lora_sam.log").read_text()
+    assert "LoRA r=8 on qkv, proj, q_proj, k_proj, v_proj, out_proj, lin1, lin2:" in log
+    history = read_tsv(workdir / "results/sam/lora/history.tsv")
+    assert len(history) == 30 and history.val_dice.max() > 0.5
+    adapter = workdir / "results/sam/lora/adapter/adapter_model.safetensors"
+    assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
+
+
 def test_second_demo_run_has_nothing_to_do(demo_run):
-    workdir, small = demo_run
-    result = run_snakemake(workdir, "-n", "--configfile", DEMO, small)
+    workdir = demo_run
+    result = run_snakemake(workdir, "-n", "--configfile", DEMO)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout
 

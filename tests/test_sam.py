@@ -1,0 +1,226 @@
+"""LoRA-SAM: parameter count, box jitter, cached-embedding decoding, resume, prediction tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import SamConfig, SamModel
+
+from sambrats import sam
+from sambrats.metrics import METRIC_COLUMNS
+from sambrats.outputs import read_tsv, write_tsv
+from sambrats.slices import SliceSample, case_rng, jitter_box, save_sample
+
+PAPER_TARGETS = ["qkv", "proj", "q_proj", "k_proj", "v_proj", "out_proj", "lin1", "lin2"]
+CPU = torch.device("cpu")
+TINY = sam.STANDIN_PRESETS["tiny-sam-256"]
+
+
+def tiny_model(seed: int = 0) -> SamModel:
+    torch.manual_seed(seed)
+    return SamModel(sam.tiny_sam_config(**TINY))
+
+
+def disc_sample(case_id: str, seed: int, size: int = 48) -> SliceSample:
+    """A bright disc on a textured background, its mask and box."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size]
+    cy, cx, radius = rng.integers(14, size - 14), rng.integers(14, size - 14), rng.integers(5, 10)
+    mask = ((rows - cy) ** 2 + (cols - cx) ** 2 <= radius**2).astype(np.uint8)
+    image = np.clip(0.3 + 0.1 * rng.standard_normal((size, size)) + 0.5 * mask, 0, 1).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    return SliceSample(case_id, 0, image, mask, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
+
+
+def test_lora_on_sam_vit_base_has_the_papers_trainable_parameter_count():
+    model = sam.add_lora(SamModel(SamConfig()), r=8, alpha=16, dropout=0.05, target_modules=PAPER_TARGETS)
+    trainable, total = sam.parameter_counts(model)
+    assert trainable == 1_347_584
+    assert total == 93_735_728 + 1_347_584
+
+
+def test_tiny_preset_has_every_module_name_the_paper_targets():
+    names = {name.rsplit(".", 1)[-1] for name, _ in tiny_model().named_modules()}
+    assert set(PAPER_TARGETS) <= names
+
+
+def test_jitter_moves_each_coordinate_within_p_clips_and_keeps_the_box_valid():
+    rng = np.random.default_rng(0)
+    box = (30, 40, 60, 70)
+    moves = np.array([np.subtract(jitter_box(box, 8, (100, 100), rng), box) for _ in range(4000)])
+    assert moves.min() == -8 and moves.max() == 8  # uniform integers over the whole [-p, p]
+    assert set(np.unique(moves)) == set(range(-8, 9))
+    for _ in range(2000):
+        x0, y0, x1, y1 = jitter_box((0, 1, 5, 2), 8, (10, 7), rng)  # near the border, thin
+        assert 0 <= x0 <= x1 <= 6 and 0 <= y0 <= y1 <= 9
+    assert jitter_box(box, 0, (100, 100), rng) == box
+
+
+def test_eval_jitter_is_seeded_per_case_and_level():
+    sample = disc_sample("BraTS-GLI-00001-000", 1)
+    first = sam.mode_box("gt_box_jitter10", sample, seed=5)
+    assert first == sam.mode_box("gt_box_jitter10", sample, seed=5)
+    assert first == jitter_box(sample.box, 10, sample.mask.shape, case_rng(5, sample.case_id, 10))
+    others = {sam.mode_box("gt_box_jitter10", sample, seed=s) for s in range(6, 12)}
+    assert len(others | {first}) > 1
+    assert sam.mode_box("gt_box", sample, 5) == sample.box
+    assert sam.mode_box("no_prompt", sample, 5) is None
+    assert sam.prompt_modes([0, 10, 20, 10]) == ["gt_box", "gt_box_jitter10", "gt_box_jitter20", "no_prompt"]
+
+
+def test_cached_embedding_decoding_equals_a_full_forward_per_mode():
+    model, processor = tiny_model(1).eval(), sam.sam_processor(TINY["image_size"])
+    sample = disc_sample("c", 2, size=60)
+    modes = sam.prompt_modes([0, 5, 20])
+    cached = sam.predict_modes(model, processor, sample, modes, seed=3, device=CPU)
+    assert set(cached) == set(modes)
+    with torch.no_grad():
+        for mode in modes:
+            box = sam.mode_box(mode, sample, 3)
+            inputs = sam.prepare(processor, [sample.image], None if box is None else [box])
+            full = sam.mask_logits(model, processor, inputs, CPU, with_boxes=box is not None)[0, 0]
+            np.testing.assert_array_equal(cached[mode][0], (full > 0).numpy().astype(np.uint8))
+            assert cached[mode][1] == box
+    # Different boxes really give different masks, so the comparison above is not vacuous.
+    assert not np.array_equal(cached["gt_box"][0], cached["no_prompt"][0])
+
+
+SETTINGS = sam.TrainSettings(epochs=12, batch_size=2, lr=2e-3, weight_decay=0.0, dice_weight=1.0,
+                             bce_weight=1.0, box_jitter=3, no_prompt_fraction=0.25, seed=7)
+
+
+def write_samples(folder, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        sample = disc_sample(f"case{i:02d}", i)
+        save_sample(sample, folder)
+        split = "val" if i < 2 else ("test" if i < 4 else "train")
+        rows.append({"case_id": sample.case_id, "split": split, "slice_index": 0, "area": sample.area,
+                     "x0": sample.box[0], "y0": sample.box[1], "x1": sample.box[2], "y1": sample.box[3]})
+    write_tsv(pd.DataFrame(rows), folder / "index.tsv")
+
+
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch
+    from pathlib import Path
+    from sambrats import sam
+    from sambrats.slices import load_split
+    folder, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+    torch.manual_seed(0)
+    model = sam.add_lora(SamModel(sam.tiny_sam_config(**sam.STANDIN_PRESETS["tiny-sam-256"])), 4, 8, 0.0, ["qkv", "lin1"])
+    settings = sam.TrainSettings(**SETTINGS)
+    sam.train(model, sam.sam_processor(256), load_split(folder, "train"), load_split(folder, "val"),
+              settings, workdir, torch.device("cpu"))
+    """
+).replace("from sambrats import sam", "from sambrats import sam\nfrom transformers import SamModel")
+
+
+def run_training(folder, workdir) -> subprocess.Popen:
+    script = TRAIN_SCRIPT.replace("**SETTINGS", f"**{SETTINGS.__dict__!r}")
+    return subprocess.Popen([sys.executable, "-c", script, str(folder), str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_training_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path):
+    folder = tmp_path / "slices"
+    write_samples(folder, 12)
+    reference = run_training(folder, tmp_path / "reference")
+    assert reference.wait(timeout=600) == 0
+    reference_history = json.loads((tmp_path / "reference/last/progress.json").read_text())["history"]
+
+    killed = run_training(folder, tmp_path / "work")
+    progress_file = tmp_path / "work/last/progress.json"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if progress_file.exists() and json.loads(progress_file.read_text())["epoch"] >= 3:
+            break
+        time.sleep(0.02)
+    killed.kill()
+    killed.wait()
+    done = json.loads(progress_file.read_text())["epoch"]
+    assert 3 <= done < SETTINGS.epochs, "the run was not interrupted"
+
+    killed_history = json.loads(progress_file.read_text())["history"]
+
+    resumed = run_training(folder, tmp_path / "work")
+    assert resumed.wait(timeout=600) == 0
+    history = json.loads(progress_file.read_text())["history"]
+    assert [row["epoch"] for row in history] == list(range(1, SETTINGS.epochs + 1))
+    assert history[:done] == killed_history  # kept as they were (timings too): not trained again
+    for ours, theirs in zip(history, reference_history):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert ours["val_dice"] == pytest.approx(theirs["val_dice"], abs=1e-6)
+
+
+def test_resume_state_of_other_settings_is_ignored(tmp_path):
+    folder = tmp_path / "slices"
+    write_samples(folder, 6)
+    from sambrats.slices import load_split
+
+    def fit(settings):
+        torch.manual_seed(0)
+        model = sam.add_lora(tiny_model(), 4, 8, 0.0, ["qkv"])
+        return sam.train(model, sam.sam_processor(256), load_split(folder, "train"), load_split(folder, "val"),
+                         settings, tmp_path / "work", CPU)
+
+    first = fit(sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 2}))
+    second = fit(sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 3, "lr": 1e-3}))
+    assert first.epoch.tolist() == [1, 2] and second.epoch.tolist() == [1, 2, 3]
+
+
+def test_lora_training_and_predictions_through_the_saved_formats(tmp_path):
+    """Stand-in written with save_pretrained, LoRA trained and saved, both read back by from_pretrained."""
+    folder = tmp_path / "slices"
+    write_samples(folder, 10)
+    base = tmp_path / "base"
+    model = tiny_model(3)
+    model.save_pretrained(base)
+    sam.sam_processor(256).save_pretrained(base)
+    lora = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": PAPER_TARGETS}
+    settings = sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
+    sam.train_lora_sam(base, folder, tmp_path / "adapter", tmp_path / "history.tsv", tmp_path / "curve.png",
+                       lora, settings, "cpu")
+    assert (tmp_path / "adapter/adapter_model.safetensors").is_file()
+    assert not (tmp_path / "adapter.work").exists()
+    assert read_tsv(tmp_path / "history.tsv").columns.tolist() == ["epoch", "train_loss", "val_dice", "lr", "seconds"]
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+    sam.write_predictions(base, tmp_path / "adapter", folder, tmp_path / "pred", tmp_path / "metrics.tsv",
+                          "brats2024", [0, 10], seed=1, device_name="cpu")
+    table = read_tsv(tmp_path / "metrics.tsv")
+    assert table.columns.tolist()[: len(METRIC_COLUMNS)] == METRIC_COLUMNS
+    assert sorted(set(zip(table.method, table.prompt))) == [
+        ("lora_sam", "gt_box"), ("lora_sam", "gt_box_jitter10"), ("lora_sam", "no_prompt"), ("sam_zeroshot", "gt_box"),
+    ]
+    assert sorted(table.case_id.unique()) == ["case02", "case03"]  # the test split
+    assert ((0 <= table.dice) & (table.dice <= 1)).all()
+    for mode in ("gt_box", "gt_box_jitter10", "no_prompt", "zeroshot_gt_box"):
+        with np.load(tmp_path / "pred" / mode / "case02.npz") as data:
+            assert data["mask"].shape == (48, 48)
+    row = table[(table.prompt == "no_prompt")].iloc[0]
+    assert row.prompt_box == ""
+
+
+def test_stand_in_is_written_in_the_pretrained_format_and_loads(tmp_path):
+    settings = sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 1, "no_prompt_fraction": 0.0})
+    cohort = {"n_cases": 5, "shape": [32, 32, 16], "seed": 9, "modality": "t1n"}
+    sam.write_standin("tiny-sam-256", tmp_path / "base", tmp_path / "h.tsv", tmp_path / "c.png", cohort, settings, "cpu")
+    assert {"config.json", "model.safetensors", "processor_config.json"} <= {p.name for p in (tmp_path / "base").iterdir()}
+    model, processor = sam.load_base(tmp_path / "base", CPU)
+    assert model.config.vision_config.image_size == 256
+    assert processor.image_processor.pad_size["height"] == 256
+
+
+def test_loading_a_missing_base_model_says_what_to_do(tmp_path):
+    with pytest.raises(OSError, match="point sam.base_model at a local save_pretrained folder"):
+        sam.load_base(tmp_path / "nothing-here", CPU)
