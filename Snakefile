@@ -32,6 +32,7 @@ except ConfigError as err:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sam.smk"
+include: "rules/yolo.smk"
 
 
 rule all:

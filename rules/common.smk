@@ -57,8 +57,25 @@ def standin_settings():
     }
 
 
+def yolo_model_input(wildcards):
+    """YOLO weights as a rule input when the model is a .pt file (a .yaml trains from scratch)."""
+    model = config["yolo"]["model"]
+    return {"model": model} if model.endswith(".pt") else {}
+
+
+def yolo_settings():
+    keys = ("epochs", "imgsz", "batch", "patience", "workers")
+    return {key: config["yolo"][key] for key in keys} | {"seed": config["seed"]}
+
+
+def sam_prompt_inputs(wildcards):
+    """Extra prompt sources of predict_sam: the YOLO boxes when the automatic pipeline runs."""
+    return {"yolo_boxes": f"{RESULTS}/yolo/boxes.tsv"} if "yolo_sam" in config["methods"] else {}
+
+
 METHOD_TARGETS = {
     "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
+    "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv", f"{RESULTS}/sam/metrics.tsv"],
 }
 
 
@@ -67,4 +84,4 @@ def all_targets():
     targets = expand(slices_dir("{dataset}"), dataset=config["datasets"])
     for method in config["methods"]:
         targets += METHOD_TARGETS.get(method, [])
-    return targets
+    return list(dict.fromkeys(targets))

@@ -61,6 +61,7 @@ rule predict_sam:
     """Every prompt mode from one image embedding per test slice, plus zero-shot SAM (GT box)."""
     input:
         unpack(sam_base_input),
+        unpack(sam_prompt_inputs),
         slices=slices_dir(config["dataset_2d"]),
         adapter=rules.train_lora_sam.output.adapter,
     output:

@@ -14,4 +14,5 @@ write_predictions(
     snakemake.params.jitters,
     snakemake.params.seed,
     snakemake.params.device,
+    yolo_boxes=snakemake.input.get("yolo_boxes"),
 )

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from sambrats.brats import GLI, LEGACY
+from sambrats.outputs import write_tsv
+from sambrats.slices import SliceSample, save_sample
 from sambrats.synth import write_cohort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +59,26 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.C
         text=True,
         timeout=timeout,
     )
+
+
+def disc_sample(case_id: str, seed: int, size: int = 48) -> SliceSample:
+    """A bright disc on a textured background, its mask and box."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size]
+    cy, cx, radius = rng.integers(14, size - 14), rng.integers(14, size - 14), rng.integers(5, 10)
+    mask = ((rows - cy) ** 2 + (cols - cx) ** 2 <= radius**2).astype(np.uint8)
+    image = np.clip(0.3 + 0.1 * rng.standard_normal((size, size)) + 0.5 * mask, 0, 1).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    return SliceSample(case_id, 0, image, mask, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
+
+
+def write_samples(folder, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        sample = disc_sample(f"case{i:02d}", i)
+        save_sample(sample, folder)
+        split = "val" if i < 2 else ("test" if i < 4 else "train")
+        rows.append({"case_id": sample.case_id, "split": split, "slice_index": 0, "area": sample.area,
+                     "x0": sample.box[0], "y0": sample.box[1], "x1": sample.box[2], "y1": sample.box[3]})
+    write_tsv(pd.DataFrame(rows), folder / "index.tsv")

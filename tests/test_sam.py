@@ -9,15 +9,16 @@ import textwrap
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from transformers import SamConfig, SamModel
 
 from sambrats import sam
 from sambrats.metrics import METRIC_COLUMNS
-from sambrats.outputs import read_tsv, write_tsv
-from sambrats.slices import SliceSample, case_rng, jitter_box, save_sample
+from sambrats.outputs import read_tsv
+from sambrats.slices import case_rng, jitter_box
+
+from conftest import disc_sample, write_samples
 
 PAPER_TARGETS = ["qkv", "proj", "q_proj", "k_proj", "v_proj", "out_proj", "lin1", "lin2"]
 CPU = torch.device("cpu")
@@ -27,17 +28,6 @@ TINY = sam.STANDIN_PRESETS["tiny-sam-256"]
 def tiny_model(seed: int = 0) -> SamModel:
     torch.manual_seed(seed)
     return SamModel(sam.tiny_sam_config(**TINY))
-
-
-def disc_sample(case_id: str, seed: int, size: int = 48) -> SliceSample:
-    """A bright disc on a textured background, its mask and box."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[:size, :size]
-    cy, cx, radius = rng.integers(14, size - 14), rng.integers(14, size - 14), rng.integers(5, 10)
-    mask = ((rows - cy) ** 2 + (cols - cx) ** 2 <= radius**2).astype(np.uint8)
-    image = np.clip(0.3 + 0.1 * rng.standard_normal((size, size)) + 0.5 * mask, 0, 1).astype(np.float32)
-    ys, xs = np.nonzero(mask)
-    return SliceSample(case_id, 0, image, mask, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
 
 
 def test_lora_on_sam_vit_base_has_the_papers_trainable_parameter_count():
@@ -95,18 +85,6 @@ def test_cached_embedding_decoding_equals_a_full_forward_per_mode():
 
 SETTINGS = sam.TrainSettings(epochs=12, batch_size=2, lr=2e-3, weight_decay=0.0, dice_weight=1.0,
                              bce_weight=1.0, box_jitter=3, no_prompt_fraction=0.25, seed=7)
-
-
-def write_samples(folder, n: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        sample = disc_sample(f"case{i:02d}", i)
-        save_sample(sample, folder)
-        split = "val" if i < 2 else ("test" if i < 4 else "train")
-        rows.append({"case_id": sample.case_id, "split": split, "slice_index": 0, "area": sample.area,
-                     "x0": sample.box[0], "y0": sample.box[1], "x1": sample.box[2], "y1": sample.box[3]})
-    write_tsv(pd.DataFrame(rows), folder / "index.tsv")
 
 
 TRAIN_SCRIPT = textwrap.dedent(

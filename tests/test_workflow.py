@@ -28,7 +28,8 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", DEMO)
     assert result.returncode == 0, result.stdout
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
-                 "train_lora_sam", "predict_sam", "all"):
+                 "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
+                 "predict_yolo_boxes", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
@@ -42,6 +43,8 @@ def test_the_demo_is_the_default_config(tmp_path):
 def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     write_cohort(tmp_path / "raw" / "gli", GLI, 1, (240, 240, 155), seed=1)
     write_cohort(tmp_path / "raw" / "legacy", LEGACY, 1, (240, 240, 155), seed=1)
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "yolov8m.pt").touch()  # stands for the copied COCO weights
     roots = write_yaml(
         tmp_path / "roots.yaml",
         {"data": {"brats2024": {"root": str(tmp_path / "raw" / "gli")},
@@ -52,6 +55,9 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     assert "rule synth_cohort:" not in result.stdout  # the paper run never writes a demo cohort
     for rule in ("discover_cases", "split_cases", "build_slices"):
         assert result.stdout.count(f"rule {rule}:") == 2
+    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes"):
+        assert result.stdout.count(f"rule {rule}:") == 1
+    assert "input: resources/yolov8m.pt, results/yolo/dataset" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -121,7 +127,7 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
     metrics = read_tsv(workdir / "results/sam/metrics.tsv")
     test_cases = read_tsv(workdir / "results/slices/brats2024/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
-             "gt_box_jitter30", "no_prompt"}
+             "gt_box_jitter30", "no_prompt", "yolo_box"}
     assert set(metrics[metrics.method == "lora_sam"].prompt) == modes
     for _, group in metrics.groupby(["method", "prompt"]):
         assert sorted(group.case_id) == sorted(test_cases)
@@ -133,6 +139,22 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
     assert len(history) == 30 and history.val_dice.max() > 0.5
     adapter = workdir / "results/sam/lora/adapter/adapter_model.safetensors"
     assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
+
+
+def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
+    workdir = demo_run
+    metrics = read_tsv(workdir / "results/yolo/metrics.tsv")
+    assert metrics.split.tolist() == ["val", "test"]
+    assert metrics.map50.between(0, 1).all() and metrics.map50.max() > 0
+    boxes = read_tsv(workdir / "results/yolo/boxes.tsv")
+    sam_rows = read_tsv(workdir / "results/sam/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
+    assert sorted(boxes.case_id) == sorted(sam_rows.index)
+    for row in boxes.itertuples():
+        assert sam_rows.loc[row.case_id, "fallback"] == row.fallback
+        if not row.fallback:
+            assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
+    assert (workdir / "results/yolo/runs/train/weights/best.pt").is_file()
+    assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):

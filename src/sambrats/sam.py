@@ -29,9 +29,10 @@ from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, discover, resolve_modality
 from .metrics import dice, metrics_row, metrics_table
-from .outputs import staged_directory, write_tsv
+from .outputs import read_tsv, staged_directory, write_tsv
 from .slices import SliceSample, case_rng, extract_slice, jitter_box, load_split
 from .synth import write_cohort
+from .yolo import yolo_prompt
 
 log = logging.getLogger(__name__)
 
@@ -391,48 +392,70 @@ def mode_box(mode: str, sample: SliceSample, seed: int):
 
 
 @torch.no_grad()
-def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed: int, device) -> dict:
-    """Binary masks of every prompt mode from ONE image embedding: {mode: (mask, box)}."""
+def predict_prompts(model, processor, sample: SliceSample, prompts: dict, device) -> dict:
+    """Binary masks for named prompts ``{name: box or None}`` from ONE image embedding.
+
+    All boxes are decoded together (each on its own); prompts without a box share one
+    prompt-free decode.
+    """
     model.eval()
-    boxes = {mode: mode_box(mode, sample, seed) for mode in modes}
-    boxed = [mode for mode in modes if boxes[mode] is not None]
-    inputs = prepare(processor, [sample.image], [[boxes[m] for m in boxed]] if boxed else None)
+    boxed = [name for name, box in prompts.items() if box is not None]
+    inputs = prepare(processor, [sample.image], [[prompts[n] for n in boxed]] if boxed else None)
     embedding = image_embeddings(model, inputs, device)
-    results = {}
+    masks = {}
     if boxed:
         logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding)[0]
-        for mode, mode_logits in zip(boxed, logits):
-            results[mode] = ((mode_logits > 0).cpu().numpy().astype(np.uint8), boxes[mode])
-    if "no_prompt" in modes:
+        masks.update({name: (lg > 0).cpu().numpy().astype(np.uint8) for name, lg in zip(boxed, logits)})
+    if len(boxed) < len(prompts):
         logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding, with_boxes=False)
-        results["no_prompt"] = ((logits[0, 0] > 0).cpu().numpy().astype(np.uint8), None)
-    return results
+        free = (logits[0, 0] > 0).cpu().numpy().astype(np.uint8)
+        masks.update({name: free for name, box in prompts.items() if box is None})
+    return masks
+
+
+def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed: int, device) -> dict:
+    """Masks and boxes of the study's prompt modes: ``{mode: (mask, box)}``."""
+    prompts = {mode: mode_box(mode, sample, seed) for mode in modes}
+    masks = predict_prompts(model, processor, sample, prompts, device)
+    return {mode: (masks[mode], prompts[mode]) for mode in modes}
 
 
 def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      jitters: list[int], seed: int, device_name: str = "auto") -> None:
+                      jitters: list[int], seed: int, device_name: str = "auto", yolo_boxes=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
-    GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table."""
+    GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
+    table, the mode ``yolo_box`` (the automatic pipeline) joins, following its no-detection policy."""
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
     modes = prompt_modes(jitters)
+    yolo = None if yolo_boxes is None else read_tsv(yolo_boxes).set_index("case_id")
     samples = load_split(slices_dir, "test")
     rows = []
     with staged_directory(out_dir) as folder:
         for sample in tqdm(samples, desc="SAM prompt modes", unit="case"):
             with model.disable_adapter():
                 zero_shot = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
-            results = {("sam_zeroshot", "gt_box"): zero_shot}
-            for mode, result in predict_modes(model, processor, sample, modes, seed, device).items():
-                results[("lora_sam", mode)] = result
-            for (method, mode), (mask, box) in results.items():
-                name = mode if method == "lora_sam" else f"zeroshot_{mode}"
+            results = {("sam_zeroshot", "zeroshot_gt_box"): (*zero_shot, {})}
+            prompts = {mode: mode_box(mode, sample, seed) for mode in modes}
+            yolo_action = fallback = None
+            if yolo is not None:
+                detection = yolo.loc[sample.case_id]
+                fallback = detection["fallback"]
+                yolo_action, prompts["yolo_box"] = yolo_prompt(detection)
+            masks = predict_prompts(model, processor, sample, prompts, device)
+            if yolo_action == "empty_mask":
+                masks["yolo_box"] = np.zeros_like(sample.mask)
+            for mode, box in prompts.items():
+                extra = {"fallback": fallback} if mode == "yolo_box" else {}
+                results[("lora_sam", mode)] = (masks[mode], box, extra)
+            for (method, name), (mask, box, extra) in results.items():
                 (folder / name).mkdir(exist_ok=True)
                 box_array = np.asarray(box if box is not None else (-1, -1, -1, -1), dtype=np.int32)
                 np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
-                rows.append(metrics_row(sample.case_id, dataset, method, mode, mask, sample.mask,
-                                        prompt_box="" if box is None else ",".join(map(str, box))))
+                rows.append(metrics_row(sample.case_id, dataset, method, name.removeprefix("zeroshot_"),
+                                        mask, sample.mask, prompt_box="" if box is None else ",".join(map(str, box)),
+                                        **extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
     for (method, mode), group in table.groupby(["method", "prompt"], sort=False):

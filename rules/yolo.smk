@@ -1,0 +1,91 @@
+# YOLO detector (ultralytics): dataset export, training, detection metrics, boxes for SAM.
+
+YOLO = f"{RESULTS}/yolo"
+YOLO_CONFIG_DIR = f"{YOLO}/ultralytics_config"
+
+
+rule yolo_dataset:
+    """Slice PNGs and one YOLO label per slice in the ultralytics layout, with data.yaml."""
+    input:
+        slices=slices_dir(config["dataset_2d"]),
+    output:
+        directory(f"{YOLO}/dataset"),
+    log:
+        f"{LOGS}/yolo_dataset/yolo_dataset.log",
+    script:
+        "../scripts/yolo_dataset.py"
+
+
+rule train_yolo:
+    """Train the detector offline; every ultralytics run file stays under results/yolo/runs."""
+    input:
+        unpack(yolo_model_input),
+        dataset=rules.yolo_dataset.output[0],
+    output:
+        weights=protected(f"{YOLO}/weights/best.pt"),
+        results=f"{YOLO}/results.csv",
+    params:
+        model=config["yolo"]["model"],
+        run_dir=f"{YOLO}/runs/train",
+        settings=lambda wc: yolo_settings(),
+        device=config["device"],
+        config_dir=YOLO_CONFIG_DIR,
+    log:
+        f"{LOGS}/train_yolo/train_yolo.log",
+    benchmark:
+        f"{BENCHMARKS}/train_yolo/train_yolo.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    script:
+        "../scripts/train_yolo.py"
+
+
+rule evaluate_yolo:
+    """mAP50, mAP50-95, precision and recall on val and test with ultralytics' validator."""
+    input:
+        weights=rules.train_yolo.output.weights,
+        dataset=rules.yolo_dataset.output[0],
+    output:
+        f"{YOLO}/metrics.tsv",
+    params:
+        imgsz=config["yolo"]["imgsz"],
+        run_dir=f"{YOLO}/runs",
+        device=config["device"],
+        config_dir=YOLO_CONFIG_DIR,
+    log:
+        f"{LOGS}/evaluate_yolo/evaluate_yolo.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    script:
+        "../scripts/evaluate_yolo.py"
+
+
+rule predict_yolo_boxes:
+    """The most confident box per test slice (no-detection policy from config), and every box."""
+    input:
+        weights=rules.train_yolo.output.weights,
+        slices=slices_dir(config["dataset_2d"]),
+    output:
+        chosen=f"{YOLO}/boxes.tsv",
+        every=f"{YOLO}/boxes_all.tsv",
+    params:
+        imgsz=config["yolo"]["imgsz"],
+        conf=config["yolo"]["conf"],
+        policy=config["yolo"]["no_detection"],
+        device=config["device"],
+        config_dir=YOLO_CONFIG_DIR,
+    log:
+        f"{LOGS}/predict_yolo_boxes/predict_yolo_boxes.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    script:
+        "../scripts/predict_yolo_boxes.py"
