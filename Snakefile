@@ -33,6 +33,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sam.smk"
 include: "rules/yolo.smk"
+include: "rules/nnunet.smk"
 
 
 rule all:

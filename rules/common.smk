@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from sambrats.config import synthetic_root
+from sambrats.nnunet import dataset_name
 from sambrats.sam import STANDIN_PRESETS
 
 RESULTS = "results"
@@ -73,7 +74,17 @@ def sam_prompt_inputs(wildcards):
     return {"yolo_boxes": f"{RESULTS}/yolo/boxes.tsv"} if "yolo_sam" in config["methods"] else {}
 
 
+def nnunet_dataset_name():
+    return dataset_name(config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"])
+
+
+def nnunet_channels():
+    """nnU-Net input channels: the configured ones, else the slice dataset's modality."""
+    return config["nnunet"]["channels"] or [dataset_config(config["dataset_2d"])["modality"]]
+
+
 METHOD_TARGETS = {
+    "nnunet": [f"{RESULTS}/nnunet/metrics.tsv"],
     "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
     "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv", f"{RESULTS}/sam/metrics.tsv"],
 }

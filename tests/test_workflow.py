@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -29,7 +31,8 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     assert result.returncode == 0, result.stdout
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
-                 "predict_yolo_boxes", "all"):
+                 "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
+                 "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
@@ -155,6 +158,20 @@ def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
             assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
     assert (workdir / "results/yolo/runs/train/weights/best.pt").is_file()
     assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
+
+
+def test_demo_nnunet_is_trained_and_tested_on_the_same_split(demo_run):
+    workdir = demo_run
+    split = read_tsv(workdir / "results/splits/brats2024.tsv")
+    (fold,) = json.loads(next((workdir / "results/nnunet/preprocessed").glob("Dataset501_*/splits_final.json")).read_text())
+    assert fold["train"] == sorted(split.case_id[split.split == "train"])
+    assert fold["val"] == sorted(split.case_id[split.split == "val"])
+    metrics = read_tsv(workdir / "results/nnunet/metrics.tsv")
+    assert sorted(metrics.case_id) == sorted(split.case_id[split.split == "test"])
+    assert metrics.dice.mean() > 0.3
+    fold_dir = workdir / "results/nnunet/model/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
+    assert (fold_dir / "progress.png").is_file() and list(fold_dir.glob("training_log_*.txt"))
+    assert "Epoch 2" in (workdir / "results/logs/train_nnunet/train_nnunet.log").read_text()
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):

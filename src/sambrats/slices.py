@@ -94,10 +94,15 @@ def extract_slice(
     k, area = largest_area_slice(mask3d)
     if area == 0:
         raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
-    _, volume = read_volume(Path(image_path))
-    image = normalise(axial_slice(volume, k), *intensity_range(volume, percentiles))
+    image = slice_image(image_path, k, percentiles)
     mask = axial_slice(mask3d, k).astype(np.uint8)
     return SliceSample(case_id, k, image, mask, tight_box(mask))
+
+
+def slice_image(image_path, k: int, percentiles: tuple[float, float]) -> np.ndarray:
+    """Axial slice ``k`` of a volume, normalised by the whole volume's brain percentiles."""
+    _, volume = read_volume(Path(image_path))
+    return normalise(axial_slice(volume, k), *intensity_range(volume, percentiles))
 
 
 def save_sample(sample: SliceSample, folder: Path) -> None:

@@ -1,0 +1,96 @@
+# nnU-Net v2 2D baseline: raw dataset, plan + preprocess, training, prediction.
+
+NNUNET = f"{RESULTS}/nnunet"
+NNUNET_DATASET = nnunet_dataset_name()
+
+
+rule nnunet_raw:
+    """The slice dataset as an nnU-Net raw dataset (imagesTr/labelsTr: train+val, imagesTs: test)."""
+    input:
+        slices=slices_dir(config["dataset_2d"]),
+        cases=f"{RESULTS}/cases/{config['dataset_2d']}.tsv",
+    output:
+        directory(f"{NNUNET}/raw/{NNUNET_DATASET}"),
+    params:
+        layout=dataset_config(config["dataset_2d"])["layout"],
+        channels=nnunet_channels(),
+        percentiles=config["slices"]["clip_percentiles"],
+    log:
+        f"{LOGS}/nnunet_raw/nnunet_raw.log",
+    script:
+        "../scripts/nnunet_raw.py"
+
+
+rule nnunet_preprocess:
+    """nnU-Net fingerprint, 2D plan and preprocessing; splits_final.json fold 0 = our split."""
+    input:
+        raw=rules.nnunet_raw.output[0],
+        splits=f"{RESULTS}/splits/{config['dataset_2d']}.tsv",
+    output:
+        directory(f"{NNUNET}/preprocessed/{NNUNET_DATASET}"),
+    params:
+        root=NNUNET,
+        dataset_id=config["nnunet"]["dataset_id"],
+    log:
+        f"{LOGS}/nnunet_preprocess/nnunet_preprocess.log",
+    benchmark:
+        f"{BENCHMARKS}/nnunet_preprocess/nnunet_preprocess.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../scripts/nnunet_preprocess.py"
+
+
+rule train_nnunet:
+    """nnU-Net's own trainer on fold 0; a rerun continues from its latest checkpoint."""
+    input:
+        rules.nnunet_preprocess.output[0],
+    output:
+        checkpoint=protected(
+            f"{NNUNET}/model/{NNUNET_DATASET}/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"
+        ),
+    params:
+        root=NNUNET,
+        dataset_id=config["nnunet"]["dataset_id"],
+        epochs=config["nnunet"]["epochs"],
+        iterations=config["nnunet"]["iterations_per_epoch"],
+        val_iterations=config["nnunet"]["val_iterations_per_epoch"],
+        device=config["device"],
+    log:
+        f"{LOGS}/train_nnunet/train_nnunet.log",
+    benchmark:
+        f"{BENCHMARKS}/train_nnunet/train_nnunet.tsv"
+    threads: 4
+    resources:
+        mem_mb=24000,
+        runtime=1440,
+        gpu=1,
+    script:
+        "../scripts/train_nnunet.py"
+
+
+rule predict_nnunet:
+    """nnU-Net's predictor on the test slices; masks and the shared metrics table."""
+    input:
+        checkpoint=rules.train_nnunet.output.checkpoint,
+        raw=rules.nnunet_raw.output[0],
+        slices=slices_dir(config["dataset_2d"]),
+    output:
+        predictions=directory(f"{NNUNET}/predictions"),
+        metrics=f"{NNUNET}/metrics.tsv",
+    params:
+        root=NNUNET,
+        dataset_id=config["nnunet"]["dataset_id"],
+        dataset=config["dataset_2d"],
+        device=config["device"],
+    log:
+        f"{LOGS}/predict_nnunet/predict_nnunet.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    script:
+        "../scripts/predict_nnunet.py"

@@ -1,0 +1,19 @@
+"""Rule predict_nnunet: test-slice masks and per-case metrics of the nnU-Net baseline."""
+
+from sambrats import logs
+from sambrats.nnunet import write_predictions
+from sambrats.sam import resolve_device
+
+logs.setup(snakemake.log[0])
+params = snakemake.params
+write_predictions(
+    params.root,
+    params.dataset_id,
+    snakemake.input.raw,
+    snakemake.input.slices,
+    snakemake.output.predictions,
+    snakemake.output.metrics,
+    params.dataset,
+    resolve_device(params.device).type,
+    snakemake.threads,
+)

@@ -1,0 +1,17 @@
+"""Rule train_nnunet: nnU-Net's trainer on fold 0 (resumes from checkpoint_latest.pth)."""
+
+from sambrats import logs
+from sambrats.nnunet import train
+from sambrats.sam import resolve_device
+
+logs.setup(snakemake.log[0])
+params = snakemake.params
+train(
+    params.root,
+    params.dataset_id,
+    params.epochs,
+    params.iterations,
+    params.val_iterations,
+    resolve_device(params.device).type,
+    snakemake.threads,
+)

@@ -1,0 +1,198 @@
+"""nnU-Net v2 2D baseline on exactly the study's split.
+
+Every nnU-Net step runs in its own process with ``nnUNet_raw``, ``nnUNet_preprocessed`` and
+``nnUNet_results`` pointing at folders under one root (``results/nnunet``), never the user's
+global ones: planning, preprocessing and prediction through nnunetv2's own commands, training
+through nnunetv2's trainer with the configured epochs and iterations (``python -m sambrats.nnunet``).
+
+Slices are stored as NIfTI volumes of shape H x W x 1 (row = j, column = i as in ``slices``) with
+1 mm spacing; fold 0 of ``splits_final.json`` is our train / val split, our test cases are
+``imagesTs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .brats import get_layout, resolve_modality
+from .metrics import metrics_row, metrics_table
+from .outputs import read_tsv, staged_directory, write_tsv
+from .slices import load_sample, slice_image
+
+log = logging.getLogger(__name__)
+
+CONFIGURATION = "2d"
+TRAINER = "nnUNetTrainer"
+PLANS = "nnUNetPlans"
+
+
+def dataset_name(dataset_id: int, name: str) -> str:
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
+def environment(root, processes: int = 2) -> dict[str, str]:
+    """The process environment of an nnU-Net step: private folders below ``root``."""
+    root = Path(root).resolve()
+    return {
+        **os.environ,
+        "nnUNet_raw": str(root / "raw"),
+        "nnUNet_preprocessed": str(root / "preprocessed"),
+        "nnUNet_results": str(root / "model"),
+        "nnUNet_n_proc_DA": str(processes),
+        "nnUNet_compile": "false",
+    }
+
+
+def to_nifti(image: np.ndarray, path: Path, dtype) -> None:
+    """A 2D array as an H x W x 1 NIfTI with 1 mm spacing."""
+    nib.save(nib.Nifti1Image(np.asarray(image, dtype=dtype)[:, :, None], np.eye(4)), path)
+
+
+def from_nifti(path: Path) -> np.ndarray:
+    """The 2D array of an H x W x 1 NIfTI."""
+    return np.asanyarray(nib.load(path).dataobj)[:, :, 0]
+
+
+def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channels: list[str],
+                      percentiles) -> None:
+    """imagesTr / labelsTr (train + val), imagesTs (test) and dataset.json of one raw dataset.
+
+    Channel images are the case's slice of each modality, normalised like the slice dataset.
+    """
+    slices_dir = Path(slices_dir)
+    layout = get_layout(layout_name)
+    names = [resolve_modality(layout, channel) for channel in channels]
+    index = read_tsv(slices_dir / "index.tsv")
+    cases = read_tsv(cases_path).set_index("case_id")
+    with staged_directory(out_dir) as folder:
+        for sub in ("imagesTr", "labelsTr", "imagesTs"):
+            (folder / sub).mkdir()
+        for row in index.itertuples():
+            sample = load_sample(slices_dir, row.case_id)
+            images = "imagesTs" if row.split == "test" else "imagesTr"
+            for number, name in enumerate(names):
+                image = slice_image(cases.loc[row.case_id, name], row.slice_index, percentiles)
+                to_nifti(image, folder / images / f"{row.case_id}_{number:04d}.nii.gz", np.float32)
+            if row.split != "test":
+                to_nifti(sample.mask, folder / "labelsTr" / f"{row.case_id}.nii.gz", np.uint8)
+        description = {
+            "channel_names": {str(number): name for number, name in enumerate(names)},
+            "labels": {"background": 0, "tumour": 1},
+            "numTraining": int((index.split != "test").sum()),
+            "file_ending": ".nii.gz",
+            "name": folder.name,
+            "description": "Largest-tumour-area axial slices (sambrats slice dataset)",
+        }
+        (folder / "dataset.json").write_text(json.dumps(description, indent=2))
+
+
+def nnunet_command(name: str) -> str:
+    """An nnunetv2 console command of this Python environment."""
+    return str(Path(sys.executable).parent / name)
+
+
+def run(command: list[str], env: dict[str, str]) -> None:
+    """Run an nnU-Net step; its output goes line by line into our log (the rule's log file)."""
+    log.info("running %s", " ".join(command))
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        for line in child.stdout:
+            if line.strip():
+                log.info("%s", line.rstrip())
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
+
+
+def plan_and_preprocess(root, dataset_id: int, splits_path, processes: int = 2) -> None:
+    """nnU-Net's fingerprint, 2D plan and preprocessing (integrity check on); fold 0 = our split."""
+    env = environment(root, processes)
+    run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION,
+         "-np", str(processes), "--verify_dataset_integrity"], env)
+    preprocessed = Path(env["nnUNet_preprocessed"])
+    folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
+    write_split_file(splits_path, folder / "splits_final.json")
+
+
+def write_split_file(splits_path, out_path) -> None:
+    """splits_final.json with one fold: our train cases train, our val cases validate."""
+    split = read_tsv(splits_path)
+    fold = {name: sorted(split.case_id[split.split == name]) for name in ("train", "val")}
+    Path(out_path).write_text(json.dumps([fold], indent=2))
+
+
+def train(root, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
+          processes: int = 2) -> Path:
+    """Train fold 0 with nnU-Net's trainer in a child process; returns the fold folder."""
+    run([sys.executable, "-m", "sambrats.nnunet", "train", str(dataset_id), str(epochs), str(iterations),
+         str(val_iterations), device], environment(root, processes))
+    return fold_folder(root, dataset_id)
+
+
+def fold_folder(root, dataset_id: int) -> Path:
+    model = Path(environment(root)["nnUNet_results"])
+    dataset = next(model.glob(f"Dataset{dataset_id:03d}_*"))
+    return dataset / f"{TRAINER}__{PLANS}__{CONFIGURATION}" / "fold_0"
+
+
+def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_iterations: int,
+                           device_name: str) -> None:
+    """Runs inside the child process whose environment names the nnU-Net folders."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
+
+    trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, TRAINER, PLANS,
+                                    device=torch.device(device_name))
+    trainer.num_epochs = epochs
+    trainer.num_iterations_per_epoch = iterations
+    trainer.num_val_iterations_per_epoch = val_iterations
+    trainer.save_every = 1  # checkpoint_latest after every epoch, so a rerun continues from it
+    maybe_load_checkpoint(trainer, continue_training=True, validation_only=False)
+    trainer.run_training()
+
+
+def predict(root, dataset_id: int, raw_dir, out_dir, device: str, processes: int = 2) -> None:
+    """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint."""
+    run([nnunet_command("nnUNetv2_predict"), "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
+         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-chk", "checkpoint_final.pth",
+         "-device", device, "-npp", str(processes), "-nps", str(processes)], environment(root, processes))
+
+
+def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
+                      device: str, processes: int = 2) -> None:
+    """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table."""
+    index = read_tsv(Path(slices_dir) / "index.tsv")
+    rows = []
+    with staged_directory(out_dir) as folder:
+        predict(root, dataset_id, raw_dir, folder / "nifti", device, processes)
+        for case_id in index.case_id[index.split == "test"]:
+            mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
+            np.savez_compressed(folder / f"{case_id}.npz", mask=mask)
+            truth = load_sample(slices_dir, case_id).mask
+            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth))
+    table = metrics_table(rows)
+    write_tsv(table, metrics_path)
+    log.info("nnU-Net: Dice %.4f, IoU %.4f (n=%d)", table.dice.mean(), table.iou.mean(), len(table))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="nnU-Net training step (run by sambrats.nnunet.train)")
+    parser.add_argument("step", choices=["train"])
+    parser.add_argument("dataset_id", type=int)
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("iterations", type=int)
+    parser.add_argument("val_iterations", type=int)
+    parser.add_argument("device")
+    args = parser.parse_args(argv)
+    _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""nnU-Net baseline: raw dataset round trip, the split file, plan/train/resume/predict for real."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sambrats import nnunet
+from sambrats.brats import write_case_tables
+from sambrats.metrics import METRIC_COLUMNS
+from sambrats.outputs import read_tsv
+from sambrats.slices import load_sample, slice_image, write_slice_dataset
+from sambrats.splits import write_split
+from sambrats.synth import GLI, write_cohort
+
+DATASET_ID = 777
+NAME = nnunet.dataset_name(DATASET_ID, "Test")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A small synthetic study through the slice stage and the nnU-Net raw dataset."""
+    tmp = tmp_path_factory.mktemp("nnunet")
+    write_cohort(tmp / "raw", GLI, 10, (48, 48, 24), seed=4)
+    write_case_tables(tmp / "raw", "gli", "brats2024", tmp / "cases.tsv", tmp / "rejected.tsv")
+    write_split(tmp / "cases.tsv", tmp / "splits.tsv", {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    write_slice_dataset(tmp / "cases.tsv", tmp / "splits.tsv", tmp / "slices", "gli", "t2f", "wt", (0.5, 99.5))
+    root = tmp / "nnunet"
+    nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
+    return tmp, root
+
+
+def test_raw_dataset_round_trip_gives_the_slices_back(prepared):
+    tmp, root = prepared
+    raw = root / "raw" / NAME
+    index = read_tsv(tmp / "slices/index.tsv")
+    for row in index.itertuples():
+        sample = load_sample(tmp / "slices", row.case_id)
+        folder = "imagesTs" if row.split == "test" else "imagesTr"
+        np.testing.assert_array_equal(nnunet.from_nifti(raw / folder / f"{row.case_id}_0000.nii.gz"), sample.image)
+        label = raw / "labelsTr" / f"{row.case_id}.nii.gz"
+        if row.split == "test":
+            assert not label.exists()
+        else:
+            np.testing.assert_array_equal(nnunet.from_nifti(label), sample.mask)
+    description = json.loads((raw / "dataset.json").read_text())
+    assert description["channel_names"] == {"0": "t2f"}
+    assert description["numTraining"] == int((index.split != "test").sum())
+
+
+def test_all_four_contrasts_as_channels(prepared, tmp_path):
+    tmp, _ = prepared
+    nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", tmp_path / "four", "gli",
+                             ["t1n", "t1c", "t2w", "t2f"], (0.5, 99.5))
+    row = read_tsv(tmp / "slices/index.tsv").iloc[0]
+    case = read_tsv(tmp / "cases.tsv").set_index("case_id").loc[row.case_id]
+    folder = "imagesTs" if row.split == "test" else "imagesTr"
+    for number, name in enumerate(["t1n", "t1c", "t2w", "t2f"]):
+        image = nnunet.from_nifti(tmp_path / "four" / folder / f"{row.case_id}_{number:04d}.nii.gz")
+        np.testing.assert_array_equal(image, slice_image(case[name], row.slice_index, (0.5, 99.5)))
+
+
+def test_split_file_fold_0_is_our_train_and_val_split(prepared, tmp_path):
+    tmp, _ = prepared
+    nnunet.write_split_file(tmp / "splits.tsv", tmp_path / "splits_final.json")
+    (fold,) = json.loads((tmp_path / "splits_final.json").read_text())
+    split = read_tsv(tmp / "splits.tsv")
+    assert fold["train"] == sorted(split.case_id[split.split == "train"])
+    assert fold["val"] == sorted(split.case_id[split.split == "val"])
+    assert not set(fold["train"]) & set(split.case_id[split.split == "test"])
+
+
+def test_plan_train_resume_and_predict(prepared):
+    tmp, root = prepared
+    nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "splits.tsv", processes=1)
+    (fold,) = json.loads((root / "preprocessed" / NAME / "splits_final.json").read_text())
+    split = read_tsv(tmp / "splits.tsv")
+    assert fold["val"] == sorted(split.case_id[split.split == "val"])
+
+    # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
+    args = [str(DATASET_ID), "5", "2", "1", "cpu"]
+    env = nnunet.environment(root, 1)
+    first = subprocess.Popen([sys.executable, "-m", "sambrats.nnunet", "train", *args], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fold_dir = root / "model" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (fold_dir / "checkpoint_latest.pth").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the file be written completely
+    first.kill()
+    first.wait()
+    assert not (fold_dir / "checkpoint_final.pth").exists(), "the run was not interrupted"
+    nnunet.train(root, DATASET_ID, 5, 2, 1, "cpu", processes=1)
+    assert (fold_dir / "checkpoint_final.pth").is_file()
+    logs = sorted(fold_dir.glob("training_log_*.txt"))
+    assert len(logs) == 2
+    epochs_of_rerun = [int(n) for n in re.findall(r": Epoch (\d+)\s*$", logs[1].read_text(), re.MULTILINE)]
+    assert epochs_of_rerun and epochs_of_rerun[0] > 0  # continued, not restarted
+    assert epochs_of_rerun == list(range(epochs_of_rerun[0], 5))
+
+    nnunet.write_predictions(root, DATASET_ID, root / "raw" / NAME, tmp / "slices", tmp / "pred",
+                             tmp / "metrics.tsv", "brats2024", "cpu", processes=1)
+    table = read_tsv(tmp / "metrics.tsv")
+    assert table.columns.tolist() == METRIC_COLUMNS
+    assert sorted(table.case_id) == sorted(split.case_id[split.split == "test"])
+    assert (table.method == "nnunet").all() and table.dice.between(0, 1).all()
+    with np.load(tmp / "pred" / f"{table.case_id.iloc[0]}.npz") as saved:
+        assert saved["mask"].shape == (48, 48)
