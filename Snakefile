@@ -29,11 +29,15 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/sam.smk"
 include: "rules/yolo.smk"
 include: "rules/nnunet.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -83,6 +83,7 @@ def nnunet_channels():
     return config["nnunet"]["channels"] or [dataset_config(config["dataset_2d"])["modality"]]
 
 
+# Targets of each method; the last one is its per-case metrics table.
 METHOD_TARGETS = {
     "nnunet": [f"{RESULTS}/nnunet/metrics.tsv"],
     "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
@@ -90,9 +91,36 @@ METHOD_TARGETS = {
 }
 
 
+def method_metrics():
+    """Per-case metrics tables of the configured methods (each method's own table)."""
+    tables = [METHOD_TARGETS[m][-1] for m in config["methods"] if m in METHOD_TARGETS]
+    return list(dict.fromkeys(tables))
+
+
+def comparison_inputs(wildcards):
+    inputs = {"metrics": method_metrics()}
+    if "yolo_sam" in config["methods"]:
+        inputs["detection"] = f"{RESULTS}/yolo/metrics.tsv"
+    return inputs
+
+
+def training_logs(wildcards):
+    """Each trained method's own training record, for the training-curve figure."""
+    logs = {}
+    if {"lora_sam", "yolo_sam"} & set(config["methods"]):
+        logs["lora_history"] = f"{RESULTS}/sam/lora/history.tsv"
+    if "yolo_sam" in config["methods"]:
+        logs["yolo_results"] = f"{RESULTS}/yolo/results.csv"
+    if "nnunet" in config["methods"]:
+        logs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
+    return logs
+
+
 def all_targets():
     """Every output the workflow produces for the configured datasets and methods."""
     targets = expand(slices_dir("{dataset}"), dataset=config["datasets"])
     for method in config["methods"]:
         targets += METHOD_TARGETS.get(method, [])
+    if method_metrics():
+        targets += [f"{RESULTS}/comparison.md", f"{RESULTS}/provenance.json"]
     return list(dict.fromkeys(targets))

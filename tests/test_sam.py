@@ -187,6 +187,8 @@ def test_lora_training_and_predictions_through_the_saved_formats(tmp_path):
             assert data["mask"].shape == (48, 48)
     row = table[(table.prompt == "no_prompt")].iloc[0]
     assert row.prompt_box == ""
+    with np.load(row.mask_file) as saved:  # the table points at the saved mask
+        assert saved["mask"].sum() == row.area_pred
 
 
 def test_stand_in_is_written_in_the_pretrained_format_and_loads(tmp_path):

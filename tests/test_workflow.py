@@ -32,7 +32,7 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
-                 "all"):
+                 "compare_methods", "figures", "provenance", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
@@ -172,6 +172,26 @@ def test_demo_nnunet_is_trained_and_tested_on_the_same_split(demo_run):
     fold_dir = workdir / "results/nnunet/model/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
     assert (fold_dir / "progress.png").is_file() and list(fold_dir.glob("training_log_*.txt"))
     assert "Epoch 2" in (workdir / "results/logs/train_nnunet/train_nnunet.log").read_text()
+
+
+def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
+    workdir = demo_run
+    table = read_tsv(workdir / "results/comparison.tsv")
+    assert table.row.tolist() == [
+        "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
+        "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8m + LoRA-SAM",
+    ]
+    assert (table.n == 4).all()
+    md = (workdir / "results/comparison.md").read_text()
+    assert "0.8687 / 0.8024" in md and "| val |" in md
+    for name in ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves"):
+        assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
+        assert (workdir / f"results/figures/{name}.svg").stat().st_size > 1000
+    provenance = json.loads((workdir / "results/provenance.json").read_text())
+    assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
+    result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (workdir / "results/report.html").stat().st_size > 100_000
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-METRIC_COLUMNS = ["case_id", "dataset", "method", "prompt", "dice", "iou", "area_true", "area_pred"]
+METRIC_COLUMNS = ["case_id", "dataset", "method", "prompt", "dice", "iou", "area_true", "area_pred", "mask_file"]
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -22,8 +22,9 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union)
 
 
-def metrics_row(case_id: str, dataset: str, method: str, prompt: str, pred, truth, **extra) -> dict:
-    """One row of the shared per-case metrics table."""
+def metrics_row(case_id: str, dataset: str, method: str, prompt: str, pred, truth, mask_file, **extra) -> dict:
+    """One row of the shared per-case metrics table; ``mask_file`` is where the predicted mask
+    is saved (an npz with a ``mask`` array), as it will be found from the working directory."""
     return {
         "case_id": case_id,
         "dataset": dataset,
@@ -33,6 +34,7 @@ def metrics_row(case_id: str, dataset: str, method: str, prompt: str, pred, trut
         "iou": iou(pred, truth),
         "area_true": int(np.count_nonzero(truth)),
         "area_pred": int(np.count_nonzero(pred)),
+        "mask_file": str(mask_file),
         **extra,
     }
 

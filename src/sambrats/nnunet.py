@@ -176,7 +176,7 @@ def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metri
             mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
             np.savez_compressed(folder / f"{case_id}.npz", mask=mask)
             truth = load_sample(slices_dir, case_id).mask
-            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth))
+            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth, Path(out_dir) / f"{case_id}.npz"))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
     log.info("nnU-Net: Dice %.4f, IoU %.4f (n=%d)", table.dice.mean(), table.iou.mean(), len(table))

@@ -454,7 +454,8 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
                 box_array = np.asarray(box if box is not None else (-1, -1, -1, -1), dtype=np.int32)
                 np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
                 rows.append(metrics_row(sample.case_id, dataset, method, name.removeprefix("zeroshot_"),
-                                        mask, sample.mask, prompt_box="" if box is None else ",".join(map(str, box)),
+                                        mask, sample.mask, Path(out_dir) / name / f"{sample.case_id}.npz",
+                                        prompt_box="" if box is None else ",".join(map(str, box)),
                                         **extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)

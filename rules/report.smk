@@ -1,0 +1,61 @@
+# The comparison: table, figures, provenance; `snakemake --report results/report.html` collects them.
+
+FIGURE_NAMES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
+
+
+rule compare_methods:
+    """One table over every method's per-case metrics, with statistics and the study's numbers."""
+    input:
+        unpack(comparison_inputs),
+    output:
+        tsv=report(
+            f"{RESULTS}/comparison.tsv", caption="../report/comparison.rst", category="Comparison"
+        ),
+        md=f"{RESULTS}/comparison.md",
+    params:
+        resamples=config["comparison"]["bootstrap_resamples"],
+        seed=config["seed"],
+    log:
+        f"{LOGS}/compare_methods/compare_methods.log",
+    script:
+        "../scripts/compare_methods.py"
+
+
+rule figures:
+    """Distributions, jitter robustness, size dependence, examples and training curves."""
+    input:
+        unpack(comparison_inputs),
+        unpack(training_logs),
+        slices=slices_dir(config["dataset_2d"]),
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURE_NAMES
+        },
+        svg=expand(f"{RESULTS}/figures/{{name}}.svg", name=FIGURE_NAMES),
+    log:
+        f"{LOGS}/figures/figures.log",
+    script:
+        "../scripts/figures.py"
+
+
+rule provenance:
+    """Package versions, git commit, config digest, seeds, hardware and times of the run."""
+    input:
+        rules.compare_methods.output.tsv,
+        rules.figures.output.svg,
+    output:
+        report(f"{RESULTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+    params:
+        config=config,
+        repo=workflow.basedir,
+        log_dir=LOGS,
+    log:
+        f"{LOGS}/provenance/provenance.log",
+    localrule: True
+    script:
+        "../scripts/provenance.py"

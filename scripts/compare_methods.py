@@ -1,0 +1,14 @@
+"""Rule compare_methods: comparison.tsv and comparison.md."""
+
+from sambrats import logs
+from sambrats.report import write_comparison
+
+logs.setup(snakemake.log[0])
+write_comparison(
+    snakemake.input.metrics,
+    snakemake.input.get("detection"),
+    snakemake.output.tsv,
+    snakemake.output.md,
+    snakemake.params.resamples,
+    snakemake.params.seed,
+)

@@ -1,0 +1,69 @@
+"""Provenance of a run: package versions, git state, config digest, seeds, hardware, times."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from .outputs import staged_file
+
+PACKAGES = ("sambrats", "torch", "torchvision", "transformers", "peft", "ultralytics", "nnunetv2", "sam2",
+            "snakemake", "snakemake-executor-plugin-slurm", "nibabel", "numpy", "pandas", "scipy", "seaborn")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(repo: Path) -> dict:
+    """Commit and dirty flag of the workflow's repository (None outside a git checkout)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"commit": None, "dirty": None}
+
+
+def hardware() -> dict:
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": __import__("os").cpu_count(), "cuda": torch.version.cuda, "gpus": gpus,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def config_digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_provenance(path, config: dict, repo, log_dir) -> None:
+    """provenance.json; the run's start is the oldest rule log, its end is now."""
+    logs = [p.stat().st_mtime for p in Path(log_dir).rglob("*.log")]
+    start = dt.datetime.fromtimestamp(min(logs), dt.timezone.utc).isoformat() if logs else None
+    record = {
+        "packages": package_versions(),
+        "git": git_state(Path(repo)),
+        "config_sha256": config_digest(config),
+        "config": config,
+        "seeds": {"seed": config.get("seed"), "demo": config.get("demo", {}).get("seed"),
+                  "sam_standin": config.get("sam", {}).get("standin", {}).get("seed")},
+        "hardware": hardware(),
+        "start": start,
+        "end": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    with staged_file(path) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2, default=str))

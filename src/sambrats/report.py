@@ -1,0 +1,335 @@
+"""The comparison: one table over every method's per-case metrics, statistics and figures.
+
+Every method writes the same per-case table (``metrics``); a row of the comparison is a
+(method, prompt) pair of that table, so a method joins by appearing in it, not by new code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .outputs import read_tsv, staged_file, write_tsv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    method: str
+    prompt: str
+    reference_dice: float | None = None
+    reference_iou: float | None = None
+
+
+# The study's rows, in the order of its table, with its test Dice / IoU.
+ROWS = (
+    Row("nnU-Net", "nnunet", "", 0.8687, 0.8024),
+    Row("SAM zero-shot + GT box", "sam_zeroshot", "gt_box"),
+    Row("LoRA-SAM + GT box", "lora_sam", "gt_box", 0.8985, 0.8279),
+    Row("LoRA-SAM + GT box, 10 px jitter", "lora_sam", "gt_box_jitter10", 0.8962, 0.8256),
+    Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157),
+    Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
+    Row("YOLOv8m + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),
+)
+BASELINE = ("nnunet", "")
+COLUMNS = ["row", "method", "prompt", "dataset", "n", "dice_mean", "dice_sd", "dice_median", "dice_ci_low",
+           "dice_ci_high", "iou_mean", "iou_sd", "p_vs_nnunet", "fallbacks", "reference_dice", "reference_iou"]
+
+
+def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (seeded)."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_wilcoxon(a, b) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired samples; 1.0 when they are identical."""
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if np.allclose(differences, 0):
+        return 1.0
+    return float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
+
+
+def load_metrics(paths) -> pd.DataFrame:
+    """All per-case metrics tables in one frame (empty prompts stay empty strings)."""
+    tables = [read_tsv(path) for path in paths]
+    table = pd.concat(tables, ignore_index=True)
+    table["prompt"] = table["prompt"].fillna("").astype(str)
+    if "fallback" in table:
+        table["fallback"] = table["fallback"].fillna("").astype(str)
+    return table
+
+
+def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """One row per study row present in ``metrics``, compared on the cases all rows share."""
+    present = [row for row in ROWS if ((metrics.method == row.method) & (metrics.prompt == row.prompt)).any()]
+    groups = {row: metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)] for row in present}
+    common = set.intersection(*(set(group.case_id) for group in groups.values())) if groups else set()
+    baseline = metrics[(metrics.method == BASELINE[0]) & (metrics.prompt == BASELINE[1])]
+    baseline = baseline[baseline.case_id.isin(common)].set_index("case_id").sort_index()
+    records = []
+    for row in present:
+        group = groups[row]
+        group = group[group.case_id.isin(common)].set_index("case_id").sort_index()
+        if group.empty:
+            continue
+        p_value = paired_wilcoxon(group.dice, baseline.dice) if not baseline.empty else np.nan
+        low, high = bootstrap_ci(group.dice, resamples, seed)
+        fallbacks = int((group["fallback"] != "").sum()) if "fallback" in group and row.prompt == "yolo_box" else np.nan
+        records.append({
+            "row": row.label, "method": row.method, "prompt": row.prompt,
+            "dataset": ",".join(sorted(group.dataset.unique())), "n": len(group),
+            "dice_mean": group.dice.mean(), "dice_sd": group.dice.std(ddof=1) if len(group) > 1 else 0.0,
+            "dice_median": group.dice.median(), "dice_ci_low": low, "dice_ci_high": high,
+            "iou_mean": group.iou.mean(), "iou_sd": group.iou.std(ddof=1) if len(group) > 1 else 0.0,
+            "p_vs_nnunet": p_value, "fallbacks": fallbacks,
+            "reference_dice": row.reference_dice, "reference_iou": row.reference_iou,
+        })
+    return pd.DataFrame(records, columns=COLUMNS)
+
+
+def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None) -> str:
+    """The comparison as a Markdown table (plus YOLO detection metrics when given)."""
+    def fmt(value, digits=4):
+        return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+    lines = ["| method | n | Dice mean ± sd | Dice median | Dice 95% CI | IoU mean ± sd | p vs nnU-Net | study Dice / IoU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
+        p_value = "–" if np.isnan(r.p_vs_nnunet) or r.method == "nnunet" else f"{r.p_vs_nnunet:.3g}"
+        lines.append(
+            f"| {label} | {r.n} | {fmt(r.dice_mean)} ± {fmt(r.dice_sd)} | {fmt(r.dice_median)} | "
+            f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}] | {fmt(r.iou_mean)} ± {fmt(r.iou_sd)} | {p_value} | "
+            f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)} |"
+        )
+    if detection is not None:
+        lines += ["", "| YOLO detector | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|"]
+        for d in detection.itertuples():
+            lines.append(f"| {d.split} | {fmt(d.map50, 3)} | {fmt(d.map50_95, 3)} | {fmt(d.precision, 3)} | {fmt(d.recall, 3)} |")
+        lines.append("")
+        lines.append("Study: YOLOv8m mAP50 0.973 (val).")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(metric_paths, detection_path, tsv_path, md_path, resamples: int, seed: int) -> None:
+    """comparison.tsv and comparison.md from every method's metrics table."""
+    table = comparison_table(load_metrics(metric_paths), resamples, seed)
+    write_tsv(table, tsv_path)
+    detection = read_tsv(detection_path) if detection_path else None
+    with staged_file(md_path) as tmp:
+        Path(tmp).write_text(markdown(table, detection))
+    for r in table.itertuples():
+        log.info("%s: Dice %.4f (study %s), n=%d", r.row, r.dice_mean, r.reference_dice, r.n)
+
+
+def row_label(method: str, prompt: str) -> str:
+    """The study's label of a (method, prompt) pair, else a readable fallback."""
+    for row in ROWS:
+        if (row.method, row.prompt) == (method, prompt):
+            return row.label
+    return f"{method} {prompt}".strip()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, folder: Path, name: str) -> list[Path]:
+    """PNG and SVG of a figure."""
+    paths = []
+    for suffix in ("png", "svg"):
+        path = folder / f"{name}.{suffix}"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+        paths.append(path)
+    _pyplot().close(fig)
+    return paths
+
+
+def study_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of the study's rows, labelled and in the study's order."""
+    order = [row.label for row in ROWS]
+    table = metrics.assign(row=[row_label(m, p) for m, p in zip(metrics.method, metrics.prompt)])
+    table = table[table.row.isin(order)]
+    table["row"] = pd.Categorical(table.row, [label for label in order if label in set(table.row)])
+    return table.sort_values("row")
+
+
+def plot_distributions(metrics: pd.DataFrame, folder: Path) -> list[Path]:
+    import seaborn as sns
+
+    plt = _pyplot()
+    table = study_rows(metrics)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.55 * table.row.nunique() + 2), sharey=True)
+    for axis, metric in zip(axes, ("dice", "iou")):
+        sns.boxplot(data=table, x=metric, y="row", ax=axis, color="lightsteelblue", showfliers=False)
+        sns.stripplot(data=table, x=metric, y="row", ax=axis, color="black", size=3, alpha=0.6)
+        axis.set_xlabel(f"{'Dice' if metric == 'dice' else 'IoU'} per test case")
+        axis.set_ylabel("")
+        axis.set_xlim(0, 1)
+    axes[0].set_title("Dice per method")
+    axes[1].set_title("IoU per method")
+    fig.suptitle(f"Test-case distributions (n = {table.case_id.nunique()} cases)")
+    return save_figure(fig, folder, "distributions")
+
+
+def jitter_levels(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean LoRA-SAM Dice per box jitter in pixels (the GT box is 0)."""
+    sam = metrics[(metrics.method == "lora_sam") & metrics.prompt.str.match(r"^gt_box(_jitter\d+)?$")]
+    pixels = sam.prompt.str.extract(r"(\d+)$")[0].fillna(0).astype(int)
+    return sam.assign(jitter=pixels).groupby("jitter").dice.agg(["mean", "std"]).reset_index()
+
+
+def plot_jitter(metrics: pd.DataFrame, folder: Path) -> list[Path]:
+    plt = _pyplot()
+    levels = jitter_levels(metrics)
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    axis.errorbar(levels.jitter, levels["mean"], yerr=levels["std"], marker="o", capsize=3,
+                  label="LoRA-SAM + jittered GT box (mean ± sd)")
+    for method, prompt, style in (("lora_sam", "no_prompt", "--"), ("lora_sam", "yolo_box", ":")):
+        group = metrics[(metrics.method == method) & (metrics.prompt == prompt)]
+        if not group.empty:
+            axis.axhline(group.dice.mean(), linestyle=style, color="grey", label=row_label(method, prompt))
+    axis.set_xlabel("box jitter p (pixels; each coordinate moved by up to ±p)")
+    axis.set_ylabel("mean Dice on the test cases")
+    axis.set_ylim(0, 1)
+    axis.set_title("Robustness of LoRA-SAM to box prompt error")
+    axis.legend(loc="lower left")
+    return save_figure(fig, folder, "dice_vs_jitter")
+
+
+def plot_area(metrics: pd.DataFrame, folder: Path) -> list[Path]:
+    import seaborn as sns
+
+    plt = _pyplot()
+    table = study_rows(metrics)
+    fig, axis = plt.subplots(figsize=(8, 5))
+    sns.scatterplot(data=table, x="area_true", y="dice", hue="row", ax=axis, s=30)
+    axis.set_xscale("log")
+    axis.set_xlabel("tumour area on the slice (pixels, log scale)")
+    axis.set_ylabel("Dice")
+    axis.set_ylim(0, 1.02)
+    axis.set_title("Dice against tumour size")
+    axis.legend(title="method", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
+    return save_figure(fig, folder, "dice_vs_area")
+
+
+def plot_examples(metrics: pd.DataFrame, slices_dir, folder: Path) -> list[Path]:
+    """Best, median and worst test cases by LoRA-SAM + GT box Dice, every method's contour."""
+    from .slices import load_sample
+
+    plt = _pyplot()
+    table = study_rows(metrics)
+    ranking = table[(table.method == "lora_sam") & (table.prompt == "gt_box")].sort_values("dice")
+    if ranking.empty:
+        ranking = table.sort_values("dice")
+    picks = {"worst": ranking.iloc[0].case_id, "median": ranking.iloc[len(ranking) // 2].case_id,
+             "best": ranking.iloc[-1].case_id}
+    labels = list(table.row.cat.categories)
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6))
+    for axis, (title, case_id) in zip(axes, picks.items()):
+        sample = load_sample(slices_dir, case_id)
+        axis.imshow(sample.image, cmap="gray")
+        axis.contour(sample.mask, levels=[0.5], colors="white", linewidths=2)
+        for number, label in enumerate(labels):
+            rows = table[(table.row == label) & (table.case_id == case_id)]
+            if rows.empty:
+                continue
+            with np.load(rows.iloc[0].mask_file) as saved:
+                if saved["mask"].any():
+                    axis.contour(saved["mask"], levels=[0.5], colors=[colours(number)], linewidths=1)
+        dice_value = ranking.set_index("case_id").dice.get(case_id, np.nan)
+        axis.set_title(f"{title}: {case_id}\nLoRA-SAM + GT box Dice {dice_value:.3f}")
+        axis.axis("off")
+    handles = [plt.Line2D([], [], color="white", linewidth=2, label="ground truth")]
+    handles += [plt.Line2D([], [], color=colours(i), label=label) for i, label in enumerate(labels)]
+    fig.legend(handles=handles, loc="lower center", ncol=4, facecolor="lightgrey", fontsize="small")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return save_figure(fig, folder, "examples")
+
+
+def nnunet_curves(log_files) -> pd.DataFrame:
+    """Epoch, train loss, validation loss and pseudo Dice from nnU-Net training logs (a resumed
+    training has several; a later log's complete epoch replaces an earlier one)."""
+    import re
+
+    epochs = {}
+    for log_file in sorted(log_files):
+        text = Path(log_file).read_text()
+        for match in re.finditer(r": Epoch (\d+)\s*\n(.*?)(?=: Epoch \d+\s*\n|\Z)", text, re.S):
+            block = match.group(2)
+            found = [re.search(pattern, block) for pattern in (
+                r"train_loss (-?[\d.]+)", r"val_loss (-?[\d.]+)", r"Pseudo dice \[(?:np\.float32\()?([\d.]+)")]
+            if all(found):
+                epochs[int(match.group(1))] = [float(m.group(1)) for m in found]
+    table = pd.DataFrame.from_dict(epochs, orient="index", columns=["train_loss", "val_loss", "pseudo_dice"])
+    return table.sort_index().rename_axis("epoch").reset_index()
+
+
+def plot_training(lora_history, yolo_results, nnunet_logs, folder: Path) -> list[Path]:
+    """Training curves of LoRA-SAM, YOLO and nnU-Net, each from its own log (those present)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    panels = []
+    if lora_history:
+        history = read_tsv(lora_history)
+        panels.append(("LoRA-SAM", history.epoch, history.train_loss, "train loss (Dice + BCE)",
+                       history.val_dice, "val Dice (GT box)"))
+    if yolo_results:
+        results = pd.read_csv(yolo_results)
+        results.columns = [c.strip() for c in results.columns]
+        panels.append(("YOLO", results.epoch, results["train/box_loss"], "train box loss",
+                       results["metrics/mAP50(B)"], "val mAP50"))
+    if nnunet_logs:
+        curves = nnunet_curves(nnunet_logs)
+        panels.append(("nnU-Net", curves.epoch, curves.train_loss, "train loss (Dice + CE)",
+                       curves.pseudo_dice, "val pseudo Dice"))
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
+    for axis, (title, epochs, loss, loss_label, score, score_label) in zip(axes[0], panels):
+        axis.plot(epochs, loss, color="tab:red", label=loss_label)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("loss")
+        twin = axis.twinx()
+        twin.plot(epochs, score, color="tab:blue", label=score_label)
+        twin.set_ylabel("validation score")
+        twin.set_ylim(0, 1)
+        axis.set_title(title)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        lines = axis.get_lines() + twin.get_lines()
+        axis.legend(lines, [line.get_label() for line in lines], loc="best", fontsize="small")
+    fig.tight_layout()
+    return save_figure(fig, folder, "training_curves")
+
+
+FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
+
+
+def write_figures(metric_paths, slices_dir, out_dir, lora_history=None, yolo_results=None, nnunet_checkpoint=None) -> None:
+    """Every comparison figure (``FIGURES``, PNG and SVG) into ``out_dir``."""
+    metrics = load_metrics(metric_paths)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    nnunet_logs = sorted(Path(nnunet_checkpoint).parent.glob("training_log_*.txt")) if nnunet_checkpoint else None
+    plot_distributions(metrics, folder)
+    plot_jitter(metrics, folder)
+    plot_area(metrics, folder)
+    plot_examples(metrics, slices_dir, folder)
+    plot_training(lora_history, yolo_results, nnunet_logs, folder)

@@ -1,0 +1,137 @@
+"""The comparison: statistics with known answers, partial method sets, figures, provenance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sambrats import report
+from sambrats.metrics import metrics_row, metrics_table
+from sambrats.outputs import read_tsv, write_tsv
+from sambrats.provenance import write_provenance
+
+from conftest import REPO, write_samples
+
+
+def test_identical_methods_give_p_1_and_a_zero_width_difference():
+    values = np.random.default_rng(0).random(30)
+    assert report.paired_wilcoxon(values, values) == 1.0
+    low, high = report.bootstrap_ci(values - values, 2000, seed=1)
+    assert low == high == 0.0
+
+
+def test_clearly_different_methods_give_a_small_p():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.8, 0.9, 40)
+    assert report.paired_wilcoxon(a, a - 0.2) < 1e-6
+
+
+def test_bootstrap_ci_contains_the_mean_and_is_seeded():
+    values = np.random.default_rng(2).beta(5, 2, 50)
+    low, high = report.bootstrap_ci(values, 5000, seed=3)
+    assert low < values.mean() < high
+    assert (low, high) == report.bootstrap_ci(values, 5000, seed=3)
+    assert (low, high) != report.bootstrap_ci(values, 5000, seed=4)
+
+
+def metrics_for(method, prompt, dices, cases=None, **extra):
+    cases = cases or [f"c{i}" for i in range(len(dices))]
+    rows = []
+    for case, value in zip(cases, dices):
+        rows.append({"case_id": case, "dataset": "brats2024", "method": method, "prompt": prompt, "dice": value,
+                     "iou": value / (2 - value), "area_true": 100, "area_pred": 100, "mask_file": "", **extra})
+    return pd.DataFrame(rows)
+
+
+def test_table_on_a_partial_method_set_in_the_study_order():
+    metrics = pd.concat([
+        metrics_for("lora_sam", "no_prompt", [0.7, 0.8, 0.9]),
+        metrics_for("lora_sam", "gt_box", [0.8, 0.9, 1.0]),
+    ])
+    table = report.comparison_table(metrics, resamples=1000, seed=0)
+    assert table.row.tolist() == ["LoRA-SAM + GT box", "LoRA-SAM, no prompt"]
+    assert table.dice_mean.tolist() == pytest.approx([0.9, 0.8])
+    assert table.p_vs_nnunet.isna().all()  # no nnU-Net in the set
+    assert table.reference_dice.tolist() == [0.8985, 0.8625]
+
+
+def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
+    metrics = pd.concat([
+        metrics_for("nnunet", "", [0.5, 0.6, 0.7, 0.8], ["a", "b", "c", "d"]),
+        metrics_for("lora_sam", "gt_box", [0.5, 0.6, 0.7], ["a", "b", "c"]),
+        metrics_for("lora_sam", "yolo_box", [0.1, 0.6, 0.7], ["a", "b", "c"], fallback=""),
+    ])
+    metrics.loc[(metrics.prompt == "yolo_box") & (metrics.case_id == "a"), "fallback"] = "no_prompt"
+    metrics["fallback"] = metrics["fallback"].fillna("")
+    table = report.comparison_table(metrics, resamples=1000, seed=0).set_index("row")
+    assert (table.n == 3).all()
+    assert table.loc["nnU-Net", "dice_mean"] == pytest.approx(0.6)
+    assert table.loc["LoRA-SAM + GT box", "p_vs_nnunet"] == 1.0  # identical on the common cases
+    assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
+    md = report.markdown(table.reset_index())
+    assert "YOLOv8m + LoRA-SAM (1 without detection) | 3 |" in md
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Slices, masks and metrics of three methods, as the rules write them."""
+    write_samples(tmp_path / "slices", 12)
+    index = read_tsv(tmp_path / "slices/index.tsv")
+    from sambrats.slices import load_sample
+
+    rows = []
+    for method, prompt in (("nnunet", ""), ("lora_sam", "gt_box"), ("lora_sam", "gt_box_jitter10"),
+                           ("lora_sam", "no_prompt"), ("sam_zeroshot", "gt_box")):
+        folder = tmp_path / "pred" / f"{method}_{prompt}"
+        folder.mkdir(parents=True)
+        for case_id in index.case_id[index.split == "test"]:
+            truth = load_sample(tmp_path / "slices", case_id).mask
+            pred = np.roll(truth, len(rows) % 3, axis=1)
+            np.savez_compressed(folder / f"{case_id}.npz", mask=pred)
+            rows.append(metrics_row(case_id, "brats2024", method, prompt, pred, truth, folder / f"{case_id}.npz"))
+    write_tsv(metrics_table(rows), tmp_path / "metrics.tsv")
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_dice": [0.3, 0.6], "lr": [1e-3, 1e-4],
+                            "seconds": [1.0, 1.0]})
+    write_tsv(history, tmp_path / "history.tsv")
+    return tmp_path
+
+
+def test_every_figure_is_written_and_not_empty(study):
+    report.write_figures([study / "metrics.tsv"], study / "slices", study / "figures",
+                         lora_history=study / "history.tsv")
+    for name in report.FIGURES:
+        for suffix in ("png", "svg"):
+            assert (study / "figures" / f"{name}.{suffix}").stat().st_size > 1000, name
+
+
+def nnunet_epoch(number, train_loss, val_loss, dice):
+    return (f"t: Epoch {number}\nt: train_loss {train_loss}\nt: val_loss {val_loss}\n"
+            f"t: Pseudo dice [np.float32({dice})]\nt: Epoch time: 1.0 s\n")
+
+
+def test_nnunet_curves_from_a_resumed_training(tmp_path):
+    first, second = tmp_path / "training_log_1.txt", tmp_path / "training_log_2.txt"
+    # The first run is killed during epoch 2; the second continues with epoch 2.
+    first.write_text(nnunet_epoch(0, 0.5, 0.4, 0.7) + nnunet_epoch(1, 0.3, 0.2, 0.8) + "t: Epoch 2\nt: train_loss 0.1\n")
+    second.write_text(nnunet_epoch(2, 0.2, 0.1, 0.9))
+    curves = report.nnunet_curves([first, second])
+    assert curves.epoch.tolist() == [0, 1, 2]
+    assert curves.pseudo_dice.tolist() == [0.7, 0.8, 0.9]
+    assert curves.train_loss.tolist() == [0.5, 0.3, 0.2]
+
+
+def test_provenance_records_versions_git_config_and_times(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.log").write_text("x")
+    config = {"seed": 5, "demo": {"seed": 7}}
+    write_provenance(tmp_path / "p.json", config, REPO, tmp_path / "logs")
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert record["packages"]["torch"] and record["packages"]["snakemake"] == "9.27.1"
+    assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
+    assert record["seeds"]["seed"] == 5 and record["config"] == config
+    assert len(record["config_sha256"]) == 64
+    assert record["start"] <= record["end"]
+    assert "gpus" in record["hardware"]
