@@ -4,6 +4,7 @@ from pathlib import Path
 
 from sambrats.config import synthetic_root
 from sambrats.nnunet import dataset_name
+from sambrats.medsam2 import STANDIN_PRESETS as MEDSAM2_STANDINS
 from sambrats.sam import STANDIN_PRESETS
 
 RESULTS = "results"
@@ -83,17 +84,44 @@ def nnunet_channels():
     return config["nnunet"]["channels"] or [dataset_config(config["dataset_2d"])["modality"]]
 
 
-# Targets of each method; the last one is its per-case metrics table.
-METHOD_TARGETS = {
+def medsam2_checkpoint():
+    """The MedSAM-2 checkpoint file: the workflow's stand-in for a preset, else the config path."""
+    name = config["medsam2"]["checkpoint"]
+    return f"{RESULTS}/medsam2/standin/{name}.pt" if name in MEDSAM2_STANDINS else name
+
+
+def medsam2_settings(dataset):
+    keys = ("image_size", "box_jitter", "largest_component", "offload_video_to_cpu",
+            "offload_state_to_cpu", "overlays")
+    settings = {key: config["medsam2"][key] for key in keys}
+    return settings | {
+        "seed": config["seed"],
+        "clip_percentiles": config["slices"]["clip_percentiles"],
+        "predictions_dir": f"{RESULTS}/medsam2/predictions/{dataset}",
+    }
+
+
+# Per-case metrics tables of each method (a method joins the comparison through them).
+METHOD_METRICS = {
     "nnunet": [f"{RESULTS}/nnunet/metrics.tsv"],
     "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
-    "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv", f"{RESULTS}/sam/metrics.tsv"],
+    "yolo_sam": [f"{RESULTS}/sam/metrics.tsv"],
+    "medsam2": [
+        f"{RESULTS}/medsam2/{dataset}/{name}"
+        for dataset in config["medsam2"]["datasets"]
+        for name in ("metrics.tsv", "metrics_2d.tsv")
+    ],
+}
+# Further outputs of a method beyond its metrics tables.
+METHOD_TARGETS = {
+    "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv"],
+    "medsam2": expand(f"{RESULTS}/medsam2/predictions/{{dataset}}", dataset=config["medsam2"]["datasets"]),
 }
 
 
 def method_metrics():
-    """Per-case metrics tables of the configured methods (each method's own table)."""
-    tables = [METHOD_TARGETS[m][-1] for m in config["methods"] if m in METHOD_TARGETS]
+    """Per-case metrics tables of the configured methods."""
+    tables = [table for method in config["methods"] for table in METHOD_METRICS[method]]
     return list(dict.fromkeys(tables))
 
 
@@ -116,9 +144,25 @@ def training_logs(wildcards):
     return logs
 
 
+def stand_in_notes():
+    """What the comparison must say about stand-in models of this config."""
+    notes = []
+    if config["sam"]["base_model"] in STANDIN_PRESETS and {"lora_sam", "yolo_sam"} & set(config["methods"]):
+        notes.append(
+            f"the base SAM is the stand-in {config['sam']['base_model']} (a tiny SAM trained on a separate "
+            "synthetic cohort), not facebook/sam-vit-base: these are not the study's numbers."
+        )
+    if config["medsam2"]["checkpoint"] in MEDSAM2_STANDINS and "medsam2" in config["methods"]:
+        notes.append(
+            f"MedSAM-2 is the stand-in {config['medsam2']['checkpoint']}: sam2.1_hiera_t with random "
+            "weights in MedSAM-2's checkpoint format. It checks the code; its numbers mean nothing."
+        )
+    return notes
+
+
 def all_targets():
     """Every output the workflow produces for the configured datasets and methods."""
-    targets = expand(slices_dir("{dataset}"), dataset=config["datasets"])
+    targets = expand(slices_dir("{dataset}"), dataset=config["datasets"]) + method_metrics()
     for method in config["methods"]:
         targets += METHOD_TARGETS.get(method, [])
     if method_metrics():

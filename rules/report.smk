@@ -15,6 +15,7 @@ rule compare_methods:
     params:
         resamples=config["comparison"]["bootstrap_resamples"],
         seed=config["seed"],
+        notes=stand_in_notes(),
     log:
         f"{LOGS}/compare_methods/compare_methods.log",
     script:

@@ -11,4 +11,5 @@ write_comparison(
     snakemake.output.md,
     snakemake.params.resamples,
     snakemake.params.seed,
+    snakemake.params.notes,
 )

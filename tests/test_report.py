@@ -72,7 +72,7 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     assert table.loc["LoRA-SAM + GT box", "p_vs_nnunet"] == 1.0  # identical on the common cases
     assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
     md = report.markdown(table.reset_index())
-    assert "YOLOv8m + LoRA-SAM (1 without detection) | 3 |" in md
+    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 | 3 |" in md
 
 
 @pytest.fixture
@@ -135,3 +135,12 @@ def test_provenance_records_versions_git_config_and_times(tmp_path):
     assert len(record["config_sha256"]) == 64
     assert record["start"] <= record["end"]
     assert "gpus" in record["hardware"]
+
+
+def test_rows_of_another_dataset_are_compared_within_their_own_dataset():
+    medsam2 = metrics_for("medsam2", "3d", [0.4, 0.5], ["x", "y"]).assign(dataset="brats2019")
+    metrics = pd.concat([metrics_for("nnunet", "", [0.5, 0.6]), metrics_for("lora_sam", "gt_box", [0.7, 0.8]), medsam2])
+    table = report.comparison_table(metrics, resamples=500, seed=0).set_index("row")
+    assert table.loc["MedSAM-2 zero-shot, 3D", "dataset"] == "brats2019"
+    assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 2 and table.loc["LoRA-SAM + GT box", "n"] == 2
+    assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"])  # no nnU-Net on brats2019

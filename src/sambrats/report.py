@@ -37,8 +37,10 @@ ROWS = (
     Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("YOLOv8m + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),
+    Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d"),
+    Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
 )
-BASELINE = ("nnunet", "")
+BASELINE = ROWS[0]  # nnU-Net: the paired tests compare against it
 COLUMNS = ["row", "method", "prompt", "dataset", "n", "dice_mean", "dice_sd", "dice_median", "dice_ci_low",
            "dice_ci_high", "iou_mean", "iou_sd", "p_vs_nnunet", "fallbacks", "reference_dice", "reference_iou"]
 
@@ -72,24 +74,27 @@ def load_metrics(paths) -> pd.DataFrame:
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """One row per study row present in ``metrics``, compared on the cases all rows share."""
-    present = [row for row in ROWS if ((metrics.method == row.method) & (metrics.prompt == row.prompt)).any()]
-    groups = {row: metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)] for row in present}
-    common = set.intersection(*(set(group.case_id) for group in groups.values())) if groups else set()
-    baseline = metrics[(metrics.method == BASELINE[0]) & (metrics.prompt == BASELINE[1])]
-    baseline = baseline[baseline.case_id.isin(common)].set_index("case_id").sort_index()
+    """One row per study row and dataset present in ``metrics``; within a dataset every row is
+    computed on the cases all of that dataset's rows share (``n``)."""
+    groups = {}
+    for row in ROWS:
+        selected = metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)]
+        for dataset, group in selected.groupby("dataset", sort=True):
+            groups[(row, dataset)] = group.set_index("case_id").sort_index()
+    common = {}
+    for (row, dataset), group in groups.items():
+        common[dataset] = common.get(dataset, set(group.index)) & set(group.index)
     records = []
-    for row in present:
-        group = groups[row]
-        group = group[group.case_id.isin(common)].set_index("case_id").sort_index()
+    for (row, dataset), group in sorted(groups.items(), key=lambda item: (ROWS.index(item[0][0]), item[0][1])):
+        group = group.loc[sorted(common[dataset])]
         if group.empty:
             continue
-        p_value = paired_wilcoxon(group.dice, baseline.dice) if not baseline.empty else np.nan
+        baseline = groups.get((BASELINE, dataset))
+        p_value = paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if baseline is not None else np.nan
         low, high = bootstrap_ci(group.dice, resamples, seed)
-        fallbacks = int((group["fallback"] != "").sum()) if "fallback" in group and row.prompt == "yolo_box" else np.nan
+        fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         records.append({
-            "row": row.label, "method": row.method, "prompt": row.prompt,
-            "dataset": ",".join(sorted(group.dataset.unique())), "n": len(group),
+            "row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "n": len(group),
             "dice_mean": group.dice.mean(), "dice_sd": group.dice.std(ddof=1) if len(group) > 1 else 0.0,
             "dice_median": group.dice.median(), "dice_ci_low": low, "dice_ci_high": high,
             "iou_mean": group.iou.mean(), "iou_sd": group.iou.std(ddof=1) if len(group) > 1 else 0.0,
@@ -99,18 +104,18 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     return pd.DataFrame(records, columns=COLUMNS)
 
 
-def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None) -> str:
-    """The comparison as a Markdown table (plus YOLO detection metrics when given)."""
+def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=()) -> str:
+    """The comparison as a Markdown table (plus YOLO detection metrics and notes when given)."""
     def fmt(value, digits=4):
         return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
-    lines = ["| method | n | Dice mean ± sd | Dice median | Dice 95% CI | IoU mean ± sd | p vs nnU-Net | study Dice / IoU |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | dataset | n | Dice mean ± sd | Dice median | Dice 95% CI | IoU mean ± sd | p vs nnU-Net | study Dice / IoU |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
         p_value = "–" if np.isnan(r.p_vs_nnunet) or r.method == "nnunet" else f"{r.p_vs_nnunet:.3g}"
         lines.append(
-            f"| {label} | {r.n} | {fmt(r.dice_mean)} ± {fmt(r.dice_sd)} | {fmt(r.dice_median)} | "
+            f"| {label} | {r.dataset} | {r.n} | {fmt(r.dice_mean)} ± {fmt(r.dice_sd)} | {fmt(r.dice_median)} | "
             f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}] | {fmt(r.iou_mean)} ± {fmt(r.iou_sd)} | {p_value} | "
             f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)} |"
         )
@@ -120,16 +125,20 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None) -> str:
             lines.append(f"| {d.split} | {fmt(d.map50, 3)} | {fmt(d.map50_95, 3)} | {fmt(d.precision, 3)} | {fmt(d.recall, 3)} |")
         lines.append("")
         lines.append("Study: YOLOv8m mAP50 0.973 (val).")
+    if notes:
+        for note in notes:
+            lines += ["", f"**Note:** {note}"]
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(metric_paths, detection_path, tsv_path, md_path, resamples: int, seed: int) -> None:
-    """comparison.tsv and comparison.md from every method's metrics table."""
+def write_comparison(metric_paths, detection_path, tsv_path, md_path, resamples: int, seed: int, notes=()) -> None:
+    """comparison.tsv and comparison.md (with ``notes``, e.g. on stand-in models) from every
+    method's metrics table."""
     table = comparison_table(load_metrics(metric_paths), resamples, seed)
     write_tsv(table, tsv_path)
     detection = read_tsv(detection_path) if detection_path else None
     with staged_file(md_path) as tmp:
-        Path(tmp).write_text(markdown(table, detection))
+        Path(tmp).write_text(markdown(table, detection, notes))
     for r in table.itertuples():
         log.info("%s: Dice %.4f (study %s), n=%d", r.row, r.dice_mean, r.reference_dice, r.n)
 
@@ -218,7 +227,7 @@ def plot_area(metrics: pd.DataFrame, folder: Path) -> list[Path]:
     import seaborn as sns
 
     plt = _pyplot()
-    table = study_rows(metrics)
+    table = study_rows(metrics[metrics.prompt != "3d"])  # slice areas only, not volumes
     fig, axis = plt.subplots(figsize=(8, 5))
     sns.scatterplot(data=table, x="area_true", y="dice", hue="row", ax=axis, s=30)
     axis.set_xscale("log")
@@ -241,7 +250,8 @@ def plot_examples(metrics: pd.DataFrame, slices_dir, folder: Path) -> list[Path]
         ranking = table.sort_values("dice")
     picks = {"worst": ranking.iloc[0].case_id, "median": ranking.iloc[len(ranking) // 2].case_id,
              "best": ranking.iloc[-1].case_id}
-    labels = list(table.row.cat.categories)
+    table = table[(table.dataset == ranking.iloc[0].dataset) & table.mask_file.str.endswith(".npz")]
+    labels = [label for label in table.row.cat.categories if label in set(table.row)]
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.6))
     for axis, (title, case_id) in zip(axes, picks.items()):

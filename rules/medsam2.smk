@@ -1,0 +1,63 @@
+# MedSAM-2 zero-shot volumetric segmentation (sam2 1.1.0), one job per batch of test cases.
+
+MEDSAM2 = f"{RESULTS}/medsam2"
+
+
+rule medsam2_standin:
+    """A randomly initialised sam2.1_hiera_t in MedSAM-2's checkpoint format (demo stand-in)."""
+    output:
+        protected(f"{MEDSAM2}/standin/{{preset}}.pt"),
+    params:
+        image_size=config["medsam2"]["image_size"],
+        seed=config["seed"],
+    wildcard_constraints:
+        preset="|".join(MEDSAM2_STANDINS),
+    log:
+        f"{LOGS}/medsam2_standin/{{preset}}.log",
+    script:
+        "../scripts/medsam2_standin.py"
+
+
+rule medsam2_predict:
+    """Box on the key slice, propagation both ways, union; NIfTI masks, metrics, overlays."""
+    input:
+        checkpoint=medsam2_checkpoint(),
+        cases=f"{RESULTS}/cases/{{dataset}}.tsv",
+        splits=f"{RESULTS}/splits/{{dataset}}.tsv",
+        slices=slices_dir("{dataset}"),
+    output:
+        directory(f"{MEDSAM2}/batches/{{dataset}}/{{batch}}"),
+    params:
+        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
+        region=config["region"],
+        settings=lambda wc: medsam2_settings(wc.dataset),
+        n_batches=config["medsam2"]["n_batches"],
+        device=config["device"],
+    wildcard_constraints:
+        batch=r"\d+",
+    log:
+        f"{LOGS}/medsam2_predict/{{dataset}}.{{batch}}.log",
+    benchmark:
+        f"{BENCHMARKS}/medsam2_predict/{{dataset}}.{{batch}}.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=360,
+        gpu=1,
+    script:
+        "../scripts/medsam2_predict.py"
+
+
+rule medsam2_collect:
+    """All batches of a dataset: predictions/{dataset}/ and the two metrics tables."""
+    input:
+        expand(f"{MEDSAM2}/batches/{{{{dataset}}}}/{{batch}}", batch=range(config["medsam2"]["n_batches"])),
+    output:
+        predictions=directory(f"{MEDSAM2}/predictions/{{dataset}}"),
+        metrics=f"{MEDSAM2}/{{dataset}}/metrics.tsv",
+        metrics_2d=f"{MEDSAM2}/{{dataset}}/metrics_2d.tsv",
+    log:
+        f"{LOGS}/medsam2_collect/{{dataset}}.log",
+    script:
+        "../scripts/medsam2_collect.py"

@@ -1,0 +1,270 @@
+"""MedSAM-2 zero-shot volumetric segmentation with Meta's ``sam2`` package (1.1.0).
+
+MedSAM-2 is ``sam2.1_hiera_t`` at 512 px: the model is built from the package's own config with
+Hydra overrides for the image size (and the memory-attention RoPE feature sizes = size / 16).
+Checkpoints are ``{"model": state_dict}`` files, read with ``weights_only=True`` and loaded
+strictly. Axial slices are the frames of the "video"; the box goes on the key slice (largest
+ground-truth area), masks propagate forwards and backwards from it and are united.
+
+Frames are fed as a tensor, not as JPEGs: sam2 1.1.0's ``init_state`` reads frames through
+``sam2.sam2_video_predictor.load_video_frames``; :func:`frames_from_tensor` swaps that loader for
+one that returns our preprocessed tensor for the duration of ``init_state``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from tqdm import tqdm
+
+from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
+from .metrics import dice, iou
+from .outputs import read_tsv, staged_directory, staged_file, write_tsv
+from .slices import axial_slice, case_rng, jitter_box, largest_area_slice, tight_box
+
+log = logging.getLogger(__name__)
+
+CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+STANDIN_PRESETS = ("standin-hiera-t",)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def hydra_overrides(image_size: int) -> list[str]:
+    """Overrides that turn the packaged hiera_t config into a model for ``image_size`` input."""
+    if image_size % 16:
+        raise ValueError(f"MedSAM-2 image size must be a multiple of 16, got {image_size}")
+    feat = image_size // 16
+    return [
+        f"++model.image_size={image_size}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+    ]
+
+
+def build_model(image_size: int, device: torch.device):
+    """The SAM2 video predictor without weights."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from sam2.build_sam import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(CONFIG, ckpt_path=None, device=str(device),
+                                           hydra_overrides_extra=hydra_overrides(image_size))
+    predictor.fill_hole_area = 0  # the hole filling needs sam2's CUDA extension, not built here
+    return predictor
+
+
+def load_predictor(checkpoint, image_size: int, device: torch.device):
+    """Build the predictor and load a MedSAM-2 checkpoint strictly (names any key at fault)."""
+    checkpoint = Path(checkpoint)
+    try:
+        content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"cannot read MedSAM-2 checkpoint {checkpoint}: {err}") from err
+    if not isinstance(content, dict) or "model" not in content:
+        raise ValueError(f"{checkpoint} is not a MedSAM-2 checkpoint: no 'model' entry")
+    predictor = build_model(image_size, device)
+    try:
+        predictor.load_state_dict(content["model"], strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"MedSAM-2 checkpoint {checkpoint} does not fit sam2.1_hiera_t: {err}") from err
+    return predictor.to(device).eval()
+
+
+def write_standin(path, image_size: int, seed: int) -> None:
+    """A randomly initialised hiera_t in MedSAM-2's checkpoint format (a code stand-in only)."""
+    torch.manual_seed(seed)
+    predictor = build_model(image_size, torch.device("cpu"))
+    with staged_file(path) as tmp:
+        torch.save({"model": predictor.state_dict(), "stand_in": "random sam2.1_hiera_t",
+                    "image_size": image_size}, tmp)
+
+
+def preprocess(volume: np.ndarray, image_size: int, percentiles=(0.5, 99.5)) -> torch.Tensor:
+    """MedSAM-2's MRI preprocessing: frames [D, 3, S, S] from a volume [i, j, k].
+
+    Clip to the percentiles of the non-zero voxels, rescale to 0-255 (background stays 0), each
+    axial slice (row = j, column = i) resized bicubically to S, three channels, /255, ImageNet norm.
+    """
+    volume = np.asarray(volume, dtype=np.float32)
+    brain = volume != 0
+    low, high = np.percentile(volume[brain], percentiles) if brain.any() else (0.0, 1.0)
+    scaled = np.where(brain, (np.clip(volume, low, high) - low) / max(high - low, 1e-8) * 255, 0)
+    frames = torch.from_numpy(np.ascontiguousarray(np.transpose(scaled, (2, 1, 0)))).float()
+    frames = F.interpolate(frames[:, None], size=(image_size, image_size), mode="bicubic", align_corners=False)
+    frames = frames.clamp(0, 255).repeat(1, 3, 1, 1) / 255
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (frames - mean) / std
+
+
+@contextlib.contextmanager
+def frames_from_tensor(frames: torch.Tensor, height: int, width: int):
+    """Make sam2's ``init_state`` take ``frames`` instead of reading a JPEG folder or MP4."""
+    import sam2.sam2_video_predictor as video
+
+    original = video.load_video_frames
+    video.load_video_frames = lambda *args, **kwargs: (frames, height, width)
+    try:
+        yield
+    finally:
+        video.load_video_frames = original
+
+
+def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int, box, device,
+              offload_video: bool = False, offload_state: bool = False):
+    """3D mask [D, H, W] (union of forward and backward propagation from the key slice) and the
+    frames visited per direction."""
+    with frames_from_tensor(frames, height, width):
+        state = predictor.init_state(video_path="<tensor>", offload_video_to_cpu=offload_video,
+                                     offload_state_to_cpu=offload_state)
+    masks = np.zeros((frames.shape[0], height, width), dtype=bool)
+    visits = {}
+    box = np.asarray(box, dtype=np.float32)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        for direction, reverse in (("forward", False), ("backward", True)):
+            predictor.reset_state(state)
+            predictor.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)
+            visits[direction] = []
+            for frame, _, logits in predictor.propagate_in_video(state, start_frame_idx=key, reverse=reverse):
+                visits[direction].append(frame)
+                masks[frame] |= (logits[0, 0] > 0).float().cpu().numpy().astype(bool)
+    return masks, visits
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected component of a 3D mask (empty stays empty)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if count <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (np.argmax(sizes) + 1)
+
+
+def segment_case(predictor, row: dict, layout, modality: str, region: str, settings: dict, device):
+    """MedSAM-2 on one case: (volume mask [i, j, k], key slice, box, visits)."""
+    image, volume = read_volume(Path(row[modality]))
+    _, seg = load_labels(Path(row["seg"]), layout)
+    truth = region_mask(seg, layout, region)
+    key, _ = largest_area_slice(truth)
+    box = tight_box(axial_slice(truth, key))
+    if settings["box_jitter"]:
+        box = jitter_box(box, settings["box_jitter"], axial_slice(truth, key).shape,
+                         case_rng(settings["seed"], row["case_id"], settings["box_jitter"]))
+    frames = preprocess(volume, settings["image_size"], settings["clip_percentiles"])
+    height, width = volume.shape[1], volume.shape[0]
+    masks, visits = propagate(predictor, frames, height, width, key, box, device,
+                              settings["offload_video_to_cpu"], settings["offload_state_to_cpu"])
+    prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
+    if settings["largest_component"]:
+        prediction = largest_component(prediction)
+    return prediction, truth, image, key, box, visits
+
+
+def case_metrics(case_id, dataset, prediction, truth, key, box, zooms, slice_index, mask_file) -> tuple[dict, dict]:
+    """Rows of the 3D table and of the table restricted to the slice dataset's slice."""
+    voxel_ml = float(np.prod(zooms)) / 1000
+    row3d = {
+        "case_id": case_id, "dataset": dataset, "method": "medsam2", "prompt": "3d",
+        "dice": dice(prediction, truth), "iou": iou(prediction, truth),
+        "area_true": int(truth.sum()), "area_pred": int(prediction.sum()), "mask_file": str(mask_file),
+        "key_slice": key, "prompt_box": ",".join(map(str, box)),
+        "key_slice_dice": dice(prediction[:, :, key], truth[:, :, key]),
+        "volume_true_ml": truth.sum() * voxel_ml, "volume_pred_ml": prediction.sum() * voxel_ml,
+        "slices_predicted": int(prediction.any(axis=(0, 1)).sum()),
+    }
+    k = key if slice_index is None else int(slice_index)
+    pred2d, true2d = axial_slice(prediction, k), axial_slice(truth, k)
+    row2d = {"case_id": case_id, "dataset": dataset, "method": "medsam2", "prompt": "key_slice",
+             "dice": dice(pred2d, true2d), "iou": iou(pred2d, true2d), "area_true": int(true2d.sum()),
+             "area_pred": int(pred2d.sum()), "mask_file": str(mask_file), "slice_index": k}
+    return row3d, row2d
+
+
+def plot_overlay(image_volume, truth, prediction, key, path, title) -> None:
+    """Axial (key slice), coronal and sagittal planes through the tumour, GT and prediction contours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    centre = [int(np.round(c)) for c in ndimage.center_of_mass(truth)]
+    planes = (("axial (key slice)", lambda v: v[:, :, key].T),
+              ("coronal", lambda v: np.flipud(v[:, centre[1], :].T)),
+              ("sagittal", lambda v: np.flipud(v[centre[0], :, :].T)))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for axis, (name, cut) in zip(axes, planes):
+        axis.imshow(cut(image_volume), cmap="gray")
+        axis.contour(cut(truth.astype(float)), levels=[0.5], colors="lime", linewidths=1.2)
+        if cut(prediction).any():
+            axis.contour(cut(prediction.astype(float)), levels=[0.5], colors="red", linewidths=1.0)
+        axis.set_title(name)
+        axis.axis("off")
+    handles = [plt.Line2D([], [], color="lime", label="ground truth"), plt.Line2D([], [], color="red", label="MedSAM-2")]
+    fig.legend(handles=handles, loc="lower center", ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def batch_cases(cases: pd.DataFrame, splits: pd.DataFrame, batch: int, n_batches: int) -> pd.DataFrame:
+    """The test cases of one batch (every n-th test case, in case order)."""
+    test = sorted(splits.case_id[splits.split == "test"])
+    chosen = set(test[batch::n_batches])
+    return cases[cases.case_id.isin(chosen)].sort_values("case_id")
+
+
+def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, dataset: str, layout_name: str,
+                  modality: str, region: str, settings: dict, batch: int, n_batches: int, device) -> None:
+    """One batch of test cases: NIfTI masks, both metrics tables and overlay PNGs in ``out_dir``."""
+    layout = get_layout(layout_name)
+    modality = resolve_modality(layout, modality)
+    predictor = load_predictor(checkpoint, settings["image_size"], device)
+    cases = batch_cases(read_tsv(cases_path), read_tsv(splits_path), batch, n_batches)
+    slice_of = {}
+    if slices_index and Path(slices_index).is_file():
+        index = read_tsv(slices_index)
+        slice_of = dict(zip(index.case_id, index.slice_index))
+    rows3d, rows2d = [], []
+    with staged_directory(out_dir) as folder:
+        for number, row in enumerate(tqdm(cases.to_dict("records"), desc=f"MedSAM-2 {dataset}", unit="case")):
+            prediction, truth, image, key, box, _ = segment_case(predictor, row, layout, modality, region, settings, device)
+            mask_file = Path(settings["predictions_dir"]) / f"{row['case_id']}.nii.gz"
+            out = nib.Nifti1Image(prediction.astype(np.uint8), image.affine, image.header)
+            out.set_data_dtype(np.uint8)
+            nib.save(out, folder / f"{row['case_id']}.nii.gz")
+            row3d, row2d = case_metrics(row["case_id"], dataset, prediction, truth, key, box,
+                                        image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file)
+            rows3d.append(row3d)
+            rows2d.append(row2d)
+            log.info("%s: 3D Dice %.4f, key-slice Dice %.4f", row["case_id"], row3d["dice"], row3d["key_slice_dice"])
+            if batch == 0 and number < settings["overlays"]:
+                plot_overlay(np.asanyarray(image.dataobj), truth, prediction, key,
+                             folder / f"{row['case_id']}.overlay.png",
+                             f"{row['case_id']}: MedSAM-2 3D Dice {row3d['dice']:.3f}")
+        write_tsv(pd.DataFrame(rows3d), folder / "metrics.tsv")
+        write_tsv(pd.DataFrame(rows2d), folder / "metrics_2d.tsv")
+
+
+def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path) -> None:
+    """Masks and overlays of every batch into one folder; the batch tables concatenated."""
+    import shutil
+
+    with staged_directory(predictions_dir) as folder:
+        for batch in batch_dirs:
+            for item in Path(batch).iterdir():
+                if item.suffix in (".gz", ".png"):
+                    shutil.copy2(item, folder / item.name)
+    for name, path in (("metrics.tsv", metrics_path), ("metrics_2d.tsv", metrics_2d_path)):
+        tables = [read_tsv(Path(batch) / name) for batch in batch_dirs]
+        write_tsv(pd.concat(tables, ignore_index=True).sort_values("case_id"), path)
