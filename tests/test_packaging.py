@@ -35,3 +35,10 @@ def test_ci_runs_exactly_the_readme_test_command():
     ]
     assert commands == ["make test"]
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_sam2_is_built_without_cuda_and_without_a_second_torch():
+    makefile = (REPO / "Makefile").read_text()
+    assert "SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation sam2==1.1.0" in makefile
+    assert makefile.index("torchvision==0.29.1") < makefile.index("sam2==1.1.0") < makefile.index("-e '.[test]'")
+    assert "sam2==1.1.0" in pyproject_dependencies()

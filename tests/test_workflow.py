@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import yaml
@@ -32,7 +33,8 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
-                 "compare_methods", "figures", "provenance", "all"):
+                 "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
+                 "medsam2_collect", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
@@ -47,7 +49,8 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     write_cohort(tmp_path / "raw" / "gli", GLI, 1, (240, 240, 155), seed=1)
     write_cohort(tmp_path / "raw" / "legacy", LEGACY, 1, (240, 240, 155), seed=1)
     (tmp_path / "resources").mkdir()
-    (tmp_path / "resources" / "yolov8m.pt").touch()  # stands for the copied COCO weights
+    (tmp_path / "resources" / "yolov8m.pt").touch()  # stand for the weights a user copies there
+    (tmp_path / "resources" / "MedSAM2_latest.pt").touch()
     roots = write_yaml(
         tmp_path / "roots.yaml",
         {"data": {"brats2024": {"root": str(tmp_path / "raw" / "gli")},
@@ -60,6 +63,7 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
         assert result.stdout.count(f"rule {rule}:") == 2
     for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes"):
         assert result.stdout.count(f"rule {rule}:") == 1
+    assert result.stdout.count("rule medsam2_predict:") == 8  # n_batches of the paper config
     assert "input: resources/yolov8m.pt, results/yolo/dataset" in result.stdout
 
 
@@ -180,10 +184,13 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8m + LoRA-SAM",
+        "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, key slice",
     ]
     assert (table.n == 4).all()
+    assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
     md = (workdir / "results/comparison.md").read_text()
     assert "0.8687 / 0.8024" in md and "| val |" in md
+    assert "MedSAM-2 is the stand-in standin-hiera-t" in md and "the base SAM is the stand-in tiny-sam-256" in md
     for name in ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves"):
         assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
         assert (workdir / f"results/figures/{name}.svg").stat().st_size > 1000
@@ -192,6 +199,21 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     assert (workdir / "results/report.html").stat().st_size > 100_000
+
+
+def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
+    workdir = demo_run
+    cases = read_tsv(workdir / "results/cases/brats2019.tsv").set_index("case_id")
+    metrics = read_tsv(workdir / "results/medsam2/brats2019/metrics.tsv")
+    split = read_tsv(workdir / "results/splits/brats2019.tsv")
+    assert sorted(metrics.case_id) == sorted(split.case_id[split.split == "test"])  # both batches
+    for case_id in metrics.case_id:
+        predicted = nib.load(workdir / f"results/medsam2/predictions/brats2019/{case_id}.nii.gz")
+        original = nib.load(cases.loc[case_id, "t1ce"])
+        np.testing.assert_array_equal(predicted.affine, original.affine)
+        assert predicted.shape == original.shape
+    assert len(list((workdir / "results/medsam2/predictions/brats2019").glob("*.overlay.png"))) == 2
+    assert read_tsv(workdir / "results/medsam2/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):

@@ -126,19 +126,28 @@ def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int
     with frames_from_tensor(frames, height, width):
         state = predictor.init_state(video_path="<tensor>", offload_video_to_cpu=offload_video,
                                      offload_state_to_cpu=offload_state)
-    masks = np.zeros((frames.shape[0], height, width), dtype=bool)
-    visits = {}
     box = np.asarray(box, dtype=np.float32)
+    per_direction = {}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
         for direction, reverse in (("forward", False), ("backward", True)):
             predictor.reset_state(state)
             predictor.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)
-            visits[direction] = []
-            for frame, _, logits in predictor.propagate_in_video(state, start_frame_idx=key, reverse=reverse):
-                visits[direction].append(frame)
-                masks[frame] |= (logits[0, 0] > 0).float().cpu().numpy().astype(bool)
-    return masks, visits
+            per_direction[direction] = [
+                (frame, (logits[0, 0] > 0).cpu().numpy())
+                for frame, _, logits in predictor.propagate_in_video(state, start_frame_idx=key, reverse=reverse)
+            ]
+    visits = {direction: [frame for frame, _ in masks] for direction, masks in per_direction.items()}
+    return unite((frames.shape[0], height, width), per_direction), visits
+
+
+def unite(shape, per_direction: dict) -> np.ndarray:
+    """Union [D, H, W] of the per-direction (frame, mask) lists."""
+    volume = np.zeros(shape, dtype=bool)
+    for masks in per_direction.values():
+        for frame, mask in masks:
+            volume[frame] |= mask.astype(bool)
+    return volume
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

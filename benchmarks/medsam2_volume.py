@@ -1,0 +1,75 @@
+"""MedSAM-2 on one full-size volume: seconds per volume and per slice, peak memory, against the
+image encoder alone on the same frames (the ratio is what memory and propagation add).
+
+    .venv/bin/python benchmarks/medsam2_volume.py [--image-size 512] [--slices 155]
+
+Uses the real BraTS 2019 case in ../shared/data/real when present, else a synthetic 240x240x155
+case; random sam2.1_hiera_t weights (timing does not depend on them). Measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sambrats import medsam2
+from sambrats.brats import LEGACY, discover, load_labels, read_volume, region_mask
+from sambrats.sam import resolve_device
+from sambrats.slices import axial_slice, largest_area_slice, tight_box
+from sambrats.synth import write_cohort
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "BraTS2019"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--slices", type=int, default=155, help="axial slices around the key slice")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = REAL if REAL.is_dir() else Path(tmp)
+        if root != REAL:
+            write_cohort(root, LEGACY, 1, (240, 240, 155), seed=0)
+        case = discover(root, LEGACY, "brats2019")[0].iloc[0]
+        _, volume = read_volume(Path(case.t1ce))
+        _, seg = load_labels(Path(case.seg), LEGACY)
+        truth = region_mask(seg, LEGACY, "wt")
+        key, _ = largest_area_slice(truth)
+        start = max(0, min(key - args.slices // 2, volume.shape[2] - args.slices))
+        volume, truth = volume[:, :, start : start + args.slices], truth[:, :, start : start + args.slices]
+        key -= start
+        box = tight_box(axial_slice(truth, key))
+        checkpoint = Path(tmp) / "standin.pt"
+        medsam2.write_standin(checkpoint, args.image_size, seed=0)
+        predictor = medsam2.load_predictor(checkpoint, args.image_size, device)
+        frames = medsam2.preprocess(volume, args.image_size)
+
+        begin = time.perf_counter()
+        medsam2.propagate(predictor, frames, volume.shape[1], volume.shape[0], key, box, device)
+        full = time.perf_counter() - begin
+        begin = time.perf_counter()
+        with torch.inference_mode():
+            for frame in frames:
+                predictor.forward_image(frame[None].to(device))
+        encoder = time.perf_counter() - begin
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    n = frames.shape[0]
+    print(f"MedSAM-2 (sam2.1_hiera_t) at {args.image_size} px, {n} slices of 240x240, {device}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  whole volume (init, both directions) : {full:8.1f} s  ({full / n:.3f} s per slice)")
+    print(f"  image encoder alone on the frames    : {encoder:8.1f} s  ({encoder / n:.3f} s per slice)")
+    print(f"  ratio (whole / encoder)              : {full / encoder:8.2f}x")
+    print(f"  peak resident memory                 : {peak_gb:8.2f} GB")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,128 @@
+"""MedSAM-2: preprocessing, strict loading, propagation, union, largest component, 3D metrics."""
+
+from __future__ import annotations
+
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from sambrats import medsam2
+from sambrats.brats import LEGACY, discover
+from sambrats.outputs import read_tsv, write_tsv
+
+CPU = torch.device("cpu")
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    path = tmp_path_factory.mktemp("medsam2") / "standin.pt"
+    medsam2.write_standin(path, SIZE, seed=0)
+    return path
+
+
+def undo_normalisation(frames: torch.Tensor) -> np.ndarray:
+    mean = torch.tensor(medsam2.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(medsam2.IMAGENET_STD).view(1, 3, 1, 1)
+    return ((frames * std + mean) * 255).numpy()
+
+
+def test_preprocessing_clips_to_non_zero_percentiles_and_keeps_background_zero():
+    volume = np.zeros((8, 8, 3), dtype=np.float32)
+    volume[2:6, 2:6, :] = np.arange(1, 49, dtype=np.float32).reshape(4, 4, 3)
+    frames = medsam2.preprocess(volume, 8, percentiles=(10, 90))
+    assert frames.shape == (3, 3, 8, 8)
+    pixels = undo_normalisation(frames)
+    np.testing.assert_allclose(pixels[:, 0], pixels[:, 1], atol=1e-4)  # three equal channels
+    low, high = np.percentile(np.arange(1, 49), [10, 90])
+    expected = np.where(volume > 0, (np.clip(volume, low, high) - low) / (high - low) * 255, 0)
+    np.testing.assert_allclose(pixels[:, 0], np.transpose(expected, (2, 1, 0)), atol=1e-3)
+    assert np.abs(pixels[:, 0][np.transpose(volume, (2, 1, 0)) == 0]).max() < 1e-3
+
+
+def test_preprocessing_resizes_each_slice_to_the_model_size():
+    volume = np.random.default_rng(0).uniform(1, 100, (30, 20, 4)).astype(np.float32)
+    frames = medsam2.preprocess(volume, 64)
+    assert frames.shape == (4, 3, 64, 64) and frames.dtype == torch.float32
+
+
+def test_strict_loader_accepts_the_stand_in_and_rejects_broken_files(standin, tmp_path):
+    predictor = medsam2.load_predictor(standin, SIZE, CPU)
+    assert predictor.image_size == SIZE
+    content = torch.load(standin, weights_only=True)
+    missing = dict(content["model"])
+    dropped = sorted(missing)[0]
+    del missing[dropped]
+    torch.save({"model": missing}, tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match=f"(?s)does not fit sam2.1_hiera_t.*Missing key.*{re.escape(dropped)}"):
+        medsam2.load_predictor(tmp_path / "missing.pt", SIZE, CPU)
+    torch.save({"state_dict": content["model"]}, tmp_path / "nomodel.pt")
+    with pytest.raises(ValueError, match="no 'model' entry"):
+        medsam2.load_predictor(tmp_path / "nomodel.pt", SIZE, CPU)
+
+
+def test_propagation_visits_every_slice_once_per_direction(standin):
+    predictor = medsam2.load_predictor(standin, SIZE, CPU)
+    volume = np.random.default_rng(1).uniform(1, 100, (40, 36, 9)).astype(np.float32)
+    frames = medsam2.preprocess(volume, SIZE)
+    mask, visits = medsam2.propagate(predictor, frames, 36, 40, key=3, box=(5, 6, 20, 25), device=CPU)
+    assert visits["forward"] == [3, 4, 5, 6, 7, 8]
+    assert visits["backward"] == [3, 2, 1, 0]
+    assert mask.shape == (9, 36, 40) and mask.dtype == bool
+
+
+def test_union_of_both_directions():
+    a = np.zeros((4, 5), bool)
+    a[1, 1] = True
+    b = np.zeros((4, 5), bool)
+    b[2, 3] = True
+    volume = medsam2.unite((3, 4, 5), {"forward": [(1, a), (2, a)], "backward": [(1, b), (0, b)]})
+    assert volume[1, 1, 1] and volume[1, 2, 3] and volume[2, 1, 1] and volume[0, 2, 3]
+    assert volume.sum() == 4
+
+
+def test_largest_component_keeps_the_biggest_blob():
+    mask = np.zeros((10, 10, 10), bool)
+    mask[1:4, 1:4, 1:4] = True  # 27 voxels
+    mask[7:9, 7:9, 7:9] = True  # 8 voxels
+    mask[5, 5, 5] = True
+    kept = medsam2.largest_component(mask)
+    assert kept.sum() == 27 and kept[2, 2, 2] and not kept[8, 8, 8]
+    assert not medsam2.largest_component(np.zeros((3, 3, 3), bool)).any()
+
+
+def test_3d_and_slice_metrics_on_known_volumes():
+    truth = np.zeros((6, 6, 4), bool)
+    truth[1:3, 1:3, 1:3] = True  # 8 voxels on slices 1 and 2
+    prediction = np.zeros_like(truth)
+    prediction[1:3, 1:3, 1:2] = True  # 4 voxels, all inside
+    row3d, row2d = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None, "m")
+    assert row3d["dice"] == pytest.approx(2 * 4 / 12) and row3d["iou"] == pytest.approx(4 / 8)
+    assert row3d["key_slice_dice"] == 1.0 and row3d["slices_predicted"] == 1
+    assert row3d["volume_true_ml"] == pytest.approx(8 * 2 / 1000)
+    assert row3d["volume_pred_ml"] == pytest.approx(4 * 2 / 1000)
+    assert (row2d["slice_index"], row2d["dice"]) == (1, 1.0)
+    _, other = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m")
+    assert (other["slice_index"], other["dice"]) == (2, 0.0)
+
+
+def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin, tmp_path):
+    cases, _ = discover(real_data / "BraTS2019", LEGACY, "brats2019")
+    write_tsv(cases, tmp_path / "cases.tsv")
+    write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
+    settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
+                "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
+                "overlays": 1, "predictions_dir": str(tmp_path / "out")}
+    medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
+                          "brats2019", "legacy", "t1ce", "wt", settings, 0, 1, CPU)
+    original = nib.load(cases.iloc[0].t1ce)
+    predicted = nib.load(tmp_path / "out" / "Brats18_CBICA_AME_1.nii.gz")
+    np.testing.assert_array_equal(predicted.affine, original.affine)
+    assert predicted.shape == (240, 240, 155) and predicted.get_data_dtype() == np.uint8
+    table = read_tsv(tmp_path / "out" / "metrics.tsv")
+    assert table.loc[0, "method"] == "medsam2" and 0 <= table.loc[0, "dice"] <= 1
+    assert table.loc[0, "volume_true_ml"] > 0
+    assert (tmp_path / "out" / "Brats18_CBICA_AME_1.overlay.png").stat().st_size > 0
