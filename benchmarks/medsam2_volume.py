@@ -20,7 +20,7 @@ import torch
 
 from sambrats import medsam2
 from sambrats.brats import LEGACY, discover, load_labels, read_volume, region_mask
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 from sambrats.slices import axial_slice, largest_area_slice, tight_box
 from sambrats.synth import write_cohort
 

@@ -17,6 +17,7 @@ import torch
 from transformers import SamConfig, SamModel
 
 from sambrats import sam
+from sambrats.devices import resolve_device
 from sambrats.slices import SliceSample
 
 MODES = sam.prompt_modes([0, 5, 10, 15, 20, 30])
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = sam.resolve_device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     model = SamModel(SamConfig()).to(device).eval()
     processor = sam.sam_processor(1024)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sambrats import logs
 from sambrats.outputs import write_tsv
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 from sambrats.yolo import detection_metrics
 
 logs.setup(snakemake.log[0])

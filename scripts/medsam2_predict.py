@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sambrats import logs
 from sambrats.medsam2 import predict_batch
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 
 logs.setup(snakemake.log[0])
 params = snakemake.params

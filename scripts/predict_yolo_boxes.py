@@ -2,7 +2,7 @@
 
 from sambrats import logs
 from sambrats.outputs import write_tsv
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 from sambrats.yolo import predict_boxes
 
 logs.setup(snakemake.log[0])

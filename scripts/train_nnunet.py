@@ -2,7 +2,7 @@
 
 from sambrats import logs
 from sambrats.nnunet import train
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 
 logs.setup(snakemake.log[0])
 params = snakemake.params

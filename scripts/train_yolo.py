@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from sambrats import logs
-from sambrats.sam import resolve_device
+from sambrats.devices import resolve_device
 from sambrats.yolo import train_yolo
 
 logs.setup(snakemake.log[0])

@@ -103,8 +103,18 @@ def test_missing_folder_ratio_and_percentile_errors(tmp_path):
         check_config(percentiles)
 
 
+def test_medsam2_datasets_must_be_ingested(tmp_path):
+    config = load("config.yaml")
+    config["datasets"] = ["brats2024"]
+    config["data"]["brats2024"]["root"] = str(tmp_path)
+    with pytest.raises(ConfigError, match=r"^config key medsam2.datasets = \['brats2019'\]: \['brats2019'\] not in"):
+        check_config(config)
+    config["methods"] = ["lora_sam"]
+    check_config(config)
+
+
 def test_only_listed_datasets_need_a_root(tmp_path):
     config = load("config.yaml")
     config["datasets"] = ["brats2019"]
     config["data"]["brats2019"]["root"] = str(tmp_path)
-    check_config(config)
+    check_config(config)  # MedSAM-2's default dataset brats2019 is ingested

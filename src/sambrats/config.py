@@ -59,6 +59,12 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
             )
         if root != synthetic_root(dataset) and not (workdir / root).is_dir():
             raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
+    missing = [name for name in config["medsam2"]["datasets"] if name not in config["datasets"]]
+    if "medsam2" in config["methods"] and missing:
+        raise ConfigError(
+            f"config key medsam2.datasets = {config['medsam2']['datasets']}: {missing} not in `datasets` "
+            f"{config['datasets']}, so it is not ingested"
+        )
     ratios = config["split"]
     total = sum(ratios[name] for name in SPLITS)
     if abs(total - 1) > 1e-6:

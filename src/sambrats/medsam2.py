@@ -27,6 +27,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
+from .devices import autocast
 from .metrics import dice, iou
 from .outputs import read_tsv, staged_directory, staged_file, write_tsv
 from .slices import axial_slice, case_rng, jitter_box, largest_area_slice, tight_box
@@ -128,8 +129,7 @@ def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int
                                      offload_state_to_cpu=offload_state)
     box = np.asarray(box, dtype=np.float32)
     per_direction = {}
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(device):
         for direction, reverse in (("forward", False), ("backward", True)):
             predictor.reset_state(state)
             predictor.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)

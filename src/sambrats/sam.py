@@ -9,7 +9,6 @@ synthetic cohort, saved in the same format and read back by the same code.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, discover, resolve_modality
+from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .slices import SliceSample, case_rng, extract_slice, jitter_box, load_split
@@ -40,22 +40,6 @@ log = logging.getLogger(__name__)
 STANDIN_PRESETS = {
     "tiny-sam-256": dict(image_size=256, vision_width=96, vision_layers=2, width=64),
 }
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (where bf16 is slower)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def tiny_sam_config(image_size: int, vision_width: int, vision_layers: int, width: int) -> SamConfig:
