@@ -54,7 +54,12 @@ rule medsam2_collect:
     input:
         expand(f"{MEDSAM2}/batches/{{{{dataset}}}}/{{batch}}", batch=range(config["medsam2"]["n_batches"])),
     output:
-        predictions=directory(f"{MEDSAM2}/predictions/{{dataset}}"),
+        predictions=report(
+            directory(f"{MEDSAM2}/predictions/{{dataset}}"),
+            patterns=["{case}.overlay.png"],
+            caption="../report/medsam2_overlays.rst",
+            category="MedSAM-2",
+        ),
         metrics=f"{MEDSAM2}/{{dataset}}/metrics.tsv",
         metrics_2d=f"{MEDSAM2}/{{dataset}}/metrics_2d.tsv",
     log:
