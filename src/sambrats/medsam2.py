@@ -30,7 +30,7 @@ from .brats import get_layout, load_labels, read_volume, region_mask, resolve_mo
 from .devices import autocast
 from .metrics import dice, iou
 from .outputs import read_tsv, staged_directory, staged_file, write_tsv
-from .slices import axial_slice, case_rng, jitter_box, largest_area_slice, tight_box
+from .slices import axial_slice, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,7 @@ def preprocess(volume: np.ndarray, image_size: int, percentiles=(0.5, 99.5)) -> 
     Clip to the percentiles of the non-zero voxels, rescale to 0-255 (background stays 0), each
     axial slice (row = j, column = i) resized bicubically to S, three channels, /255, ImageNet norm.
     """
-    volume = np.asarray(volume, dtype=np.float32)
-    brain = volume != 0
-    low, high = np.percentile(volume[brain], percentiles) if brain.any() else (0.0, 1.0)
-    scaled = np.where(brain, (np.clip(volume, low, high) - low) / max(high - low, 1e-8) * 255, 0)
+    scaled = normalise(volume, *intensity_range(volume, percentiles)) * 255
     frames = torch.from_numpy(np.ascontiguousarray(np.transpose(scaled, (2, 1, 0)))).float()
     frames = F.interpolate(frames[:, None], size=(image_size, image_size), mode="bicubic", align_corners=False)
     frames = frames.clamp(0, 255).repeat(1, 3, 1, 1) / 255
@@ -160,15 +157,15 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def segment_case(predictor, row: dict, layout, modality: str, region: str, settings: dict, device):
-    """MedSAM-2 on one case: (volume mask [i, j, k], key slice, box, visits)."""
+    """MedSAM-2 on one case: (prediction and truth [i, j, k], image, key slice, box, visits)."""
     image, volume = read_volume(Path(row[modality]))
     _, seg = load_labels(Path(row["seg"]), layout)
     truth = region_mask(seg, layout, region)
     key, _ = largest_area_slice(truth)
-    box = tight_box(axial_slice(truth, key))
+    key_mask = axial_slice(truth, key)
+    box = tight_box(key_mask)
     if settings["box_jitter"]:
-        box = jitter_box(box, settings["box_jitter"], axial_slice(truth, key).shape,
-                         case_rng(settings["seed"], row["case_id"], settings["box_jitter"]))
+        box = seeded_jitter(box, settings["box_jitter"], key_mask.shape, settings["seed"], row["case_id"])
     frames = preprocess(volume, settings["image_size"], settings["clip_percentiles"])
     height, width = volume.shape[1], volume.shape[0]
     masks, visits = propagate(predictor, frames, height, width, key, box, device,

@@ -30,7 +30,7 @@ from .brats import GLI, discover, resolve_modality
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
-from .slices import SliceSample, case_rng, extract_slice, jitter_box, load_split
+from .slices import SliceSample, extract_slice, jitter_box, load_split, seeded_jitter
 from .synth import write_cohort
 from .yolo import yolo_prompt
 
@@ -372,7 +372,7 @@ def mode_box(mode: str, sample: SliceSample, seed: int):
     if mode == "gt_box":
         return sample.box
     pixels = int(mode.removeprefix("gt_box_jitter"))
-    return jitter_box(sample.box, pixels, sample.mask.shape, case_rng(seed, sample.case_id, pixels))
+    return seeded_jitter(sample.box, pixels, sample.mask.shape, seed, sample.case_id)
 
 
 @torch.no_grad()

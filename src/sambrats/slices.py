@@ -213,6 +213,11 @@ def jitter_box(
     return int(x0), int(y0), int(x1), int(y1)
 
 
+def seeded_jitter(box, pixels: int, shape: tuple[int, int], seed: int, case_id: str) -> tuple[int, int, int, int]:
+    """The evaluation jitter of a case: the same box for the same seed, case and pixel level."""
+    return jitter_box(box, pixels, shape, case_rng(seed, case_id, pixels))
+
+
 def case_rng(seed: int, case_id: str, *streams: int) -> np.random.Generator:
     """A generator fixed by the seed, the case and further stream numbers (same boxes on rerun)."""
     return np.random.default_rng([seed, zlib.crc32(case_id.encode()), *streams])
