@@ -33,6 +33,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/weights.smk"
 include: "rules/data.smk"
 include: "rules/sam.smk"
 include: "rules/yolo.smk"

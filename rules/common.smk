@@ -6,6 +6,7 @@ from sambrats.config import synthetic_root
 from sambrats.nnunet import dataset_name
 from sambrats.medsam2 import STANDIN_PRESETS as MEDSAM2_STANDINS
 from sambrats.sam import STANDIN_PRESETS
+from sambrats.weights import WEIGHTS
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -14,6 +15,13 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
+
+
+def memory_per_attempt(mem_mb, per_thread=False):
+    """mem_mb of a heavy rule: the base (per thread if asked) times the attempt, so a retry asks for more."""
+    if per_thread:
+        return lambda wildcards, threads, attempt: mem_mb * threads * attempt
+    return lambda wildcards, attempt: mem_mb * attempt
 
 
 def dataset_config(dataset):
@@ -36,9 +44,9 @@ def sam_base_model():
 
 
 def sam_base_input(wildcards):
-    """The base model as a rule input when it is a file of this machine (not a hub id)."""
+    """The base model as a rule input when it is local: a stand-in, a download_weights target, a folder here."""
     path = sam_base_model()
-    is_local = config["sam"]["base_model"] in STANDIN_PRESETS or Path(path).exists()
+    is_local = config["sam"]["base_model"] in STANDIN_PRESETS or path in WEIGHTS or Path(path).exists()
     return {"base": path} if is_local else {}
 
 

@@ -39,7 +39,7 @@ rule discover_cases:
         f"{BENCHMARKS}/discover_cases/{{dataset}}.tsv"
     threads: config["threads"]
     resources:
-        mem_mb=lambda wc, threads: 2000 * threads,
+        mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
     script:
         "../scripts/discover_cases.py"
@@ -78,7 +78,7 @@ rule build_slices:
         f"{BENCHMARKS}/build_slices/{{dataset}}.tsv"
     threads: config["threads"]
     resources:
-        mem_mb=lambda wc, threads: 2000 * threads,
+        mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
     script:
         "../scripts/build_slices.py"

@@ -42,7 +42,7 @@ rule medsam2_predict:
         f"{BENCHMARKS}/medsam2_predict/{{dataset}}.{{batch}}.tsv"
     threads: 4
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=360,
         gpu=1,
     script:

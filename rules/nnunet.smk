@@ -37,7 +37,7 @@ rule nnunet_preprocess:
         f"{BENCHMARKS}/nnunet_preprocess/nnunet_preprocess.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=120,
     script:
         "../scripts/nnunet_preprocess.py"
@@ -64,7 +64,7 @@ rule train_nnunet:
         f"{BENCHMARKS}/train_nnunet/train_nnunet.tsv"
     threads: 4
     resources:
-        mem_mb=24000,
+        mem_mb=memory_per_attempt(24000),
         runtime=1440,
         gpu=1,
     script:
@@ -89,7 +89,7 @@ rule predict_nnunet:
         f"{LOGS}/predict_nnunet/predict_nnunet.log",
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=120,
         gpu=1,
     script:

@@ -49,6 +49,7 @@ rule provenance:
     input:
         rules.compare_methods.output.tsv,
         rules.figures.output.svg,
+        unpack(weight_checksums),
     output:
         report(f"{RESULTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
     params:

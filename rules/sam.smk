@@ -23,7 +23,7 @@ rule sam_standin:
         f"{BENCHMARKS}/sam_standin/{{preset}}.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
+        mem_mb=memory_per_attempt(6000),
         runtime=60,
         gpu=1,
     script:
@@ -50,7 +50,7 @@ rule train_lora_sam:
         f"{BENCHMARKS}/train_lora_sam/train_lora_sam.tsv"
     threads: 4
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=720,
         gpu=1,
     script:
@@ -79,7 +79,7 @@ rule predict_sam:
         f"{BENCHMARKS}/predict_sam/predict_sam.tsv"
     threads: 4
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=240,
         gpu=1,
     script:

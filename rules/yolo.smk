@@ -36,7 +36,7 @@ rule train_yolo:
         f"{BENCHMARKS}/train_yolo/train_yolo.tsv"
     threads: 4
     resources:
-        mem_mb=16000,
+        mem_mb=memory_per_attempt(16000),
         runtime=720,
         gpu=1,
     script:
@@ -59,7 +59,7 @@ rule evaluate_yolo:
         f"{LOGS}/evaluate_yolo/evaluate_yolo.log",
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=60,
         gpu=1,
     script:
@@ -84,7 +84,7 @@ rule predict_yolo_boxes:
         f"{LOGS}/predict_yolo_boxes/predict_yolo_boxes.log",
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=memory_per_attempt(8000),
         runtime=60,
         gpu=1,
     script:

@@ -48,9 +48,6 @@ def test_the_demo_is_the_default_config(tmp_path):
 def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     write_cohort(tmp_path / "raw" / "gli", GLI, 1, (240, 240, 155), seed=1)
     write_cohort(tmp_path / "raw" / "legacy", LEGACY, 1, (240, 240, 155), seed=1)
-    (tmp_path / "resources").mkdir()
-    (tmp_path / "resources" / "yolov8m.pt").touch()  # stand for the weights a user copies there
-    (tmp_path / "resources" / "MedSAM2_latest.pt").touch()
     roots = write_yaml(
         tmp_path / "roots.yaml",
         {"data": {"brats2024": {"root": str(tmp_path / "raw" / "gli")},
@@ -64,7 +61,26 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes"):
         assert result.stdout.count(f"rule {rule}:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8  # n_batches of the paper config
+    assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/dataset" in result.stdout
+    assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
+
+
+def test_download_weights_offline_keeps_the_copied_weights_and_says_what_is_missing(tmp_path, monkeypatch):
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources/yolov8m.pt").write_bytes(b"copied by hand")
+    (tmp_path / "resources/MedSAM2_latest.pt").write_bytes(b"copied by hand too")
+    roots = write_yaml(tmp_path / "roots.yaml", {"data": {"brats2024": {"root": str(tmp_path)},
+                                                          "brats2019": {"root": str(tmp_path)}}})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = run_snakemake(tmp_path, "--cores", "1", "download_weights", "--configfile", PAPER, roots)
+    assert result.returncode != 0
+    assert "resources/sam-vit-base is missing and could not be downloaded from facebook/sam-vit-base" in result.stdout
+    assert f"copy the result to {tmp_path / 'resources/sam-vit-base'}" in result.stdout
+    # The failed job restores what was there (outputs flagged update) and leaves nothing half-written.
+    assert sorted(p.name for p in (tmp_path / "resources").iterdir()) == ["MedSAM2_latest.pt", "yolov8m.pt"]
+    assert (tmp_path / "resources/yolov8m.pt").read_bytes() == b"copied by hand"
 
 
 @pytest.mark.parametrize(

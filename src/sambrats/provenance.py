@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .outputs import staged_file
+from .weights import read_manifest
 
 PACKAGES = ("sambrats", "torch", "torchvision", "transformers", "peft", "ultralytics", "nnunetv2", "sam2",
             "snakemake", "snakemake-executor-plugin-slurm", "nibabel", "numpy", "pandas", "scipy", "seaborn")
@@ -50,8 +51,11 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def write_provenance(path, config: dict, repo, log_dir) -> None:
-    """provenance.json; the run's start is the oldest rule log, its end is now."""
+def write_provenance(path, config: dict, repo, log_dir, weights_manifest=None) -> None:
+    """provenance.json; the run's start is the oldest rule log, its end is now.
+
+    ``weights_manifest`` (resources/weights.sha256) adds the SHA-256 of each pretrained weight file.
+    """
     logs = [p.stat().st_mtime for p in Path(log_dir).rglob("*.log")]
     start = dt.datetime.fromtimestamp(min(logs), dt.timezone.utc).isoformat() if logs else None
     record = {
@@ -61,6 +65,7 @@ def write_provenance(path, config: dict, repo, log_dir) -> None:
         "config": config,
         "seeds": {"seed": config.get("seed"), "demo": config.get("demo", {}).get("seed"),
                   "sam_standin": config.get("sam", {}).get("standin", {}).get("seed")},
+        "weights_sha256": read_manifest(Path(weights_manifest)) if weights_manifest else {},
         "hardware": hardware(),
         "start": start,
         "end": dt.datetime.now(dt.timezone.utc).isoformat(),

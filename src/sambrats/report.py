@@ -201,7 +201,7 @@ def plot_distributions(metrics: pd.DataFrame, folder: Path) -> list[Path]:
 def jitter_levels(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean LoRA-SAM Dice per box jitter in pixels (the GT box is 0)."""
     sam = metrics[(metrics.method == "lora_sam") & metrics.prompt.str.match(r"^gt_box(_jitter\d+)?$")]
-    pixels = sam.prompt.str.extract(r"(\d+)$")[0].fillna(0).astype(int)
+    pixels = sam.prompt.str.extract(r"(\d+)$")[0].fillna("0").astype(int)
     return sam.assign(jitter=pixels).groupby("jitter").dice.agg(["mean", "std"]).reset_index()
 
 
