@@ -1,5 +1,6 @@
 # make demo : set up .venv and run the embedded demo
 # make test : set up .venv and run the whole test suite (what CI runs)
+# make rulegraph : redraw docs/rulegraph.svg, the rule graph the README shows (needs Graphviz's dot)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sambrats-installed
 CORES ?= 2
 
-.PHONY: setup demo test dag clean
+.PHONY: setup demo test rulegraph clean
 
 setup: $(STAMP)
 
@@ -27,8 +28,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-dag: $(STAMP)
-	$(BIN)/snakemake --configfile config/demo.yaml --rulegraph | dot -Tsvg > dag.svg
+rulegraph: $(STAMP)
+	mkdir -p docs
+	$(BIN)/snakemake --configfile config/demo.yaml --rulegraph | dot -Tsvg > docs/rulegraph.svg
 
 clean:
 	rm -rf results .snakemake

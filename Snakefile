@@ -1,7 +1,7 @@
 """sambrats: promptable foundation models against nnU-Net for glioma segmentation on BraTS MRI.
 
-    snakemake --cores 2                                   # the embedded demo (config/demo.yaml)
-    snakemake --cores 8 --configfile config/config.yaml   # the paper-scale study
+snakemake --cores 2                                   # the embedded demo (config/demo.yaml)
+snakemake --cores 8 --configfile config/config.yaml   # the paper-scale study
 """
 
 from snakemake.exceptions import WorkflowError
@@ -43,6 +43,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -4,11 +4,12 @@ from pathlib import Path
 
 from sambrats.config import synthetic_root
 from sambrats.nnunet import dataset_name
-from sambrats.medsam2 import STANDIN_PRESETS as MEDSAM2_STANDINS
-from sambrats.sam import STANDIN_PRESETS
-from sambrats.weights import WEIGHTS
+from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
+from sambrats.weights import MANIFEST, WEIGHTS, configured_weights
 
 RESULTS = "results"
+# The one software environment of every rule (`--software-deployment-method conda`).
+SOFTWARE = f"{workflow.basedir}/envs/sambrats.yaml"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
@@ -40,13 +41,17 @@ def slices_dir(dataset):
 def sam_base_model():
     """What SamModel.from_pretrained reads: the stand-in folder for a preset, else the config value."""
     name = config["sam"]["base_model"]
-    return f"{RESULTS}/sam/base/{name}" if name in STANDIN_PRESETS else name
+    return f"{RESULTS}/sam/base/{name}" if name in SAM_STANDINS else name
 
 
 def sam_base_input(wildcards):
-    """The base model as a rule input when it is local: a stand-in, a download_weights target, a folder here."""
+    """The base model as an input when it is local: a stand-in, a download_weights target, a folder here."""
     path = sam_base_model()
-    is_local = config["sam"]["base_model"] in STANDIN_PRESETS or path in WEIGHTS or Path(path).exists()
+    is_local = (
+        config["sam"]["base_model"] in SAM_STANDINS
+        or path in WEIGHTS
+        or Path(path).exists()
+    )
     return {"base": path} if is_local else {}
 
 
@@ -80,16 +85,24 @@ def yolo_settings():
 
 def sam_prompt_inputs(wildcards):
     """Extra prompt sources of predict_sam: the YOLO boxes when the automatic pipeline runs."""
-    return {"yolo_boxes": f"{RESULTS}/yolo/boxes.tsv"} if "yolo_sam" in config["methods"] else {}
+    return (
+        {"yolo_boxes": f"{RESULTS}/yolo/boxes.tsv"}
+        if "yolo_sam" in config["methods"]
+        else {}
+    )
 
 
 def nnunet_dataset_name():
-    return dataset_name(config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"])
+    return dataset_name(
+        config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"]
+    )
 
 
 def nnunet_channels():
     """nnU-Net input channels: the configured ones, else the slice dataset's modality."""
-    return config["nnunet"]["channels"] or [dataset_config(config["dataset_2d"])["modality"]]
+    return config["nnunet"]["channels"] or [
+        dataset_config(config["dataset_2d"])["modality"]
+    ]
 
 
 def medsam2_checkpoint():
@@ -99,8 +112,14 @@ def medsam2_checkpoint():
 
 
 def medsam2_settings(dataset):
-    keys = ("image_size", "box_jitter", "largest_component", "offload_video_to_cpu",
-            "offload_state_to_cpu", "overlays")
+    keys = (
+        "image_size",
+        "box_jitter",
+        "largest_component",
+        "offload_video_to_cpu",
+        "offload_state_to_cpu",
+        "overlays",
+    )
     settings = {key: config["medsam2"][key] for key in keys}
     return settings | {
         "seed": config["seed"],
@@ -123,7 +142,10 @@ METHOD_METRICS = {
 # Further outputs of a method beyond its metrics tables.
 METHOD_TARGETS = {
     "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv"],
-    "medsam2": expand(f"{RESULTS}/medsam2/predictions/{{dataset}}", dataset=config["medsam2"]["datasets"]),
+    "medsam2": expand(
+        f"{RESULTS}/medsam2/predictions/{{dataset}}",
+        dataset=config["medsam2"]["datasets"],
+    ),
 }
 
 
@@ -155,12 +177,17 @@ def training_logs(wildcards):
 def stand_in_notes():
     """What the comparison must say about stand-in models of this config."""
     notes = []
-    if config["sam"]["base_model"] in STANDIN_PRESETS and {"lora_sam", "yolo_sam"} & set(config["methods"]):
+    if config["sam"]["base_model"] in SAM_STANDINS and {"lora_sam", "yolo_sam"} & set(
+        config["methods"]
+    ):
         notes.append(
             f"the base SAM is the stand-in {config['sam']['base_model']} (a tiny SAM trained on a separate "
             "synthetic cohort), not facebook/sam-vit-base: these are not the study's numbers."
         )
-    if config["medsam2"]["checkpoint"] in MEDSAM2_STANDINS and "medsam2" in config["methods"]:
+    if (
+        config["medsam2"]["checkpoint"] in MEDSAM2_STANDINS
+        and "medsam2" in config["methods"]
+    ):
         notes.append(
             f"MedSAM-2 is the stand-in {config['medsam2']['checkpoint']}: sam2.1_hiera_t with random "
             "weights in MedSAM-2's checkpoint format. It checks the code; its numbers mean nothing."
@@ -170,9 +197,31 @@ def stand_in_notes():
 
 def all_targets():
     """Every output the workflow produces for the configured datasets and methods."""
-    targets = expand(slices_dir("{dataset}"), dataset=config["datasets"]) + method_metrics()
+    targets = (
+        expand(slices_dir("{dataset}"), dataset=config["datasets"]) + method_metrics()
+    )
     for method in config["methods"]:
         targets += METHOD_TARGETS.get(method, [])
     if method_metrics():
         targets += [f"{RESULTS}/comparison.md", f"{RESULTS}/provenance.json"]
     return list(dict.fromkeys(targets))
+
+
+def weight_outputs():
+    """The config's downloadable weights as outputs, kept in place when the rule runs to record checksums."""
+    return {
+        Path(weight.path).stem.replace("-", "_"): update(
+            directory(weight.path) if weight.folder else weight.path
+        )
+        for weight in configured_weights(config)
+    }
+
+
+def weight_checksums(wildcards):
+    """The checksum manifest, for provenance, when the config uses downloadable weights."""
+    return {"weights": MANIFEST} if configured_weights(config) else {}
+
+
+def nnunet_root(wildcards, input):
+    """nnU-Net's base folder (raw/, preprocessed/, model/ below it), from the dataset folder a rule reads first."""
+    return str(Path(input[0]).parents[1])

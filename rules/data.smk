@@ -5,20 +5,22 @@ rule synth_cohort:
     """Write the synthetic demo cohort of one dataset in its real BraTS layout."""
     output:
         directory(synthetic_root("{dataset}")),
+    log:
+        f"{LOGS}/synth_cohort/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synth_cohort/{{dataset}}.tsv"
+    conda:
+        SOFTWARE
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         n_cases=config["demo"]["n_cases"],
         shape=config["demo"]["shape"],
         seed=config["demo"]["seed"],
         broken=config["demo"]["broken"],
-    log:
-        f"{LOGS}/synth_cohort/{{dataset}}.log",
-    benchmark:
-        f"{BENCHMARKS}/synth_cohort/{{dataset}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/synth_cohort.py"
 
@@ -30,17 +32,19 @@ rule discover_cases:
     output:
         cases=f"{RESULTS}/cases/{{dataset}}.tsv",
         rejected=f"{RESULTS}/cases/{{dataset}}.rejected.tsv",
-    params:
-        layout=lambda wc: dataset_config(wc.dataset)["layout"],
-        strict=config["strict"],
     log:
         f"{LOGS}/discover_cases/{{dataset}}.log",
     benchmark:
         f"{BENCHMARKS}/discover_cases/{{dataset}}.tsv"
+    conda:
+        SOFTWARE
     threads: config["threads"]
     resources:
         mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
+    params:
+        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        strict=config["strict"],
     script:
         "../scripts/discover_cases.py"
 
@@ -51,11 +55,13 @@ rule split_cases:
         cases=rules.discover_cases.output.cases,
     output:
         f"{RESULTS}/splits/{{dataset}}.tsv",
+    log:
+        f"{LOGS}/split_cases/{{dataset}}.log",
+    conda:
+        SOFTWARE
     params:
         ratios=config["split"],
         seed=config["seed"],
-    log:
-        f"{LOGS}/split_cases/{{dataset}}.log",
     script:
         "../scripts/split_cases.py"
 
@@ -67,18 +73,20 @@ rule build_slices:
         splits=rules.split_cases.output[0],
     output:
         directory(f"{RESULTS}/slices/{{dataset}}"),
+    log:
+        f"{LOGS}/build_slices/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/build_slices/{{dataset}}.tsv"
+    conda:
+        SOFTWARE
+    threads: config["threads"]
+    resources:
+        mem_mb=memory_per_attempt(2000, per_thread=True),
+        runtime=120,
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: dataset_config(wc.dataset)["modality"],
         region=config["region"],
         percentiles=config["slices"]["clip_percentiles"],
-    log:
-        f"{LOGS}/build_slices/{{dataset}}.log",
-    benchmark:
-        f"{BENCHMARKS}/build_slices/{{dataset}}.tsv"
-    threads: config["threads"]
-    resources:
-        mem_mb=memory_per_attempt(2000, per_thread=True),
-        runtime=120,
     script:
         "../scripts/build_slices.py"

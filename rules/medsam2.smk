@@ -7,13 +7,15 @@ rule medsam2_standin:
     """A randomly initialised sam2.1_hiera_t in MedSAM-2's checkpoint format (demo stand-in)."""
     output:
         protected(f"{MEDSAM2}/standin/{{preset}}.pt"),
+    log:
+        f"{LOGS}/medsam2_standin/{{preset}}.log",
+    wildcard_constraints:
+        preset="|".join(MEDSAM2_STANDINS),
+    conda:
+        SOFTWARE
     params:
         image_size=config["medsam2"]["image_size"],
         seed=config["seed"],
-    wildcard_constraints:
-        preset="|".join(MEDSAM2_STANDINS),
-    log:
-        f"{LOGS}/medsam2_standin/{{preset}}.log",
     script:
         "../scripts/medsam2_standin.py"
 
@@ -27,6 +29,19 @@ rule medsam2_predict:
         slices=slices_dir("{dataset}"),
     output:
         directory(f"{MEDSAM2}/batches/{{dataset}}/{{batch}}"),
+    log:
+        f"{LOGS}/medsam2_predict/{{dataset}}.{{batch}}.log",
+    benchmark:
+        f"{BENCHMARKS}/medsam2_predict/{{dataset}}.{{batch}}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        SOFTWARE
+    threads: 4
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=360,
+        gpu=1,
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
@@ -34,17 +49,6 @@ rule medsam2_predict:
         settings=lambda wc: medsam2_settings(wc.dataset),
         n_batches=config["medsam2"]["n_batches"],
         device=config["device"],
-    wildcard_constraints:
-        batch=r"\d+",
-    log:
-        f"{LOGS}/medsam2_predict/{{dataset}}.{{batch}}.log",
-    benchmark:
-        f"{BENCHMARKS}/medsam2_predict/{{dataset}}.{{batch}}.tsv"
-    threads: 4
-    resources:
-        mem_mb=memory_per_attempt(16000),
-        runtime=360,
-        gpu=1,
     script:
         "../scripts/medsam2_predict.py"
 
@@ -52,7 +56,10 @@ rule medsam2_predict:
 rule medsam2_collect:
     """All batches of a dataset: predictions/{dataset}/ and the two metrics tables."""
     input:
-        expand(f"{MEDSAM2}/batches/{{{{dataset}}}}/{{batch}}", batch=range(config["medsam2"]["n_batches"])),
+        expand(
+            f"{MEDSAM2}/batches/{{{{dataset}}}}/{{batch}}",
+            batch=range(config["medsam2"]["n_batches"]),
+        ),
     output:
         predictions=report(
             directory(f"{MEDSAM2}/predictions/{{dataset}}"),
@@ -64,5 +71,7 @@ rule medsam2_collect:
         metrics_2d=f"{MEDSAM2}/{{dataset}}/metrics_2d.tsv",
     log:
         f"{LOGS}/medsam2_collect/{{dataset}}.log",
+    conda:
+        SOFTWARE
     script:
         "../scripts/medsam2_collect.py"

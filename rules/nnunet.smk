@@ -11,12 +11,14 @@ rule nnunet_raw:
         cases=f"{RESULTS}/cases/{config['dataset_2d']}.tsv",
     output:
         directory(f"{NNUNET}/raw/{NNUNET_DATASET}"),
+    log:
+        f"{LOGS}/nnunet_raw/nnunet_raw.log",
+    conda:
+        SOFTWARE
     params:
         layout=dataset_config(config["dataset_2d"])["layout"],
         channels=nnunet_channels(),
         percentiles=config["slices"]["clip_percentiles"],
-    log:
-        f"{LOGS}/nnunet_raw/nnunet_raw.log",
     script:
         "../scripts/nnunet_raw.py"
 
@@ -28,17 +30,19 @@ rule nnunet_preprocess:
         splits=f"{RESULTS}/splits/{config['dataset_2d']}.tsv",
     output:
         directory(f"{NNUNET}/preprocessed/{NNUNET_DATASET}"),
-    params:
-        root=NNUNET,
-        dataset_id=config["nnunet"]["dataset_id"],
     log:
         f"{LOGS}/nnunet_preprocess/nnunet_preprocess.log",
     benchmark:
         f"{BENCHMARKS}/nnunet_preprocess/nnunet_preprocess.tsv"
+    conda:
+        SOFTWARE
     threads: 2
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=120,
+    params:
+        root=nnunet_root,
+        dataset_id=config["nnunet"]["dataset_id"],
     script:
         "../scripts/nnunet_preprocess.py"
 
@@ -51,22 +55,24 @@ rule train_nnunet:
         checkpoint=protected(
             f"{NNUNET}/model/{NNUNET_DATASET}/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"
         ),
-    params:
-        root=NNUNET,
-        dataset_id=config["nnunet"]["dataset_id"],
-        epochs=config["nnunet"]["epochs"],
-        iterations=config["nnunet"]["iterations_per_epoch"],
-        val_iterations=config["nnunet"]["val_iterations_per_epoch"],
-        device=config["device"],
     log:
         f"{LOGS}/train_nnunet/train_nnunet.log",
     benchmark:
         f"{BENCHMARKS}/train_nnunet/train_nnunet.tsv"
+    conda:
+        SOFTWARE
     threads: 4
     resources:
         mem_mb=memory_per_attempt(24000),
         runtime=1440,
         gpu=1,
+    params:
+        root=nnunet_root,
+        dataset_id=config["nnunet"]["dataset_id"],
+        epochs=config["nnunet"]["epochs"],
+        iterations=config["nnunet"]["iterations_per_epoch"],
+        val_iterations=config["nnunet"]["val_iterations_per_epoch"],
+        device=config["device"],
     script:
         "../scripts/train_nnunet.py"
 
@@ -74,23 +80,25 @@ rule train_nnunet:
 rule predict_nnunet:
     """nnU-Net's predictor on the test slices; masks and the shared metrics table."""
     input:
-        checkpoint=rules.train_nnunet.output.checkpoint,
         raw=rules.nnunet_raw.output[0],
+        checkpoint=rules.train_nnunet.output.checkpoint,
         slices=slices_dir(config["dataset_2d"]),
     output:
         predictions=directory(f"{NNUNET}/predictions"),
         metrics=f"{NNUNET}/metrics.tsv",
-    params:
-        root=NNUNET,
-        dataset_id=config["nnunet"]["dataset_id"],
-        dataset=config["dataset_2d"],
-        device=config["device"],
     log:
         f"{LOGS}/predict_nnunet/predict_nnunet.log",
+    conda:
+        SOFTWARE
     threads: 2
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=120,
         gpu=1,
+    params:
+        root=nnunet_root,
+        dataset_id=config["nnunet"]["dataset_id"],
+        dataset=config["dataset_2d"],
+        device=config["device"],
     script:
         "../scripts/predict_nnunet.py"

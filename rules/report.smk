@@ -1,6 +1,12 @@
 # The comparison: table, figures, provenance; `snakemake --report results/report.html` collects them.
 
-FIGURE_NAMES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
+FIGURE_NAMES = (
+    "distributions",
+    "dice_vs_jitter",
+    "dice_vs_area",
+    "examples",
+    "training_curves",
+)
 
 
 rule compare_methods:
@@ -9,15 +15,19 @@ rule compare_methods:
         unpack(comparison_inputs),
     output:
         tsv=report(
-            f"{RESULTS}/comparison.tsv", caption="../report/comparison.rst", category="Comparison"
+            f"{RESULTS}/comparison.tsv",
+            caption="../report/comparison.rst",
+            category="Comparison",
         ),
         md=f"{RESULTS}/comparison.md",
+    log:
+        f"{LOGS}/compare_methods/compare_methods.log",
+    conda:
+        SOFTWARE
     params:
         resamples=config["comparison"]["bootstrap_resamples"],
         seed=config["seed"],
         notes=stand_in_notes(),
-    log:
-        f"{LOGS}/compare_methods/compare_methods.log",
     script:
         "../scripts/compare_methods.py"
 
@@ -40,6 +50,8 @@ rule figures:
         svg=expand(f"{RESULTS}/figures/{{name}}.svg", name=FIGURE_NAMES),
     log:
         f"{LOGS}/figures/figures.log",
+    conda:
+        SOFTWARE
     script:
         "../scripts/figures.py"
 
@@ -51,13 +63,19 @@ rule provenance:
         rules.figures.output.svg,
         unpack(weight_checksums),
     output:
-        report(f"{RESULTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+        report(
+            f"{RESULTS}/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+    log:
+        f"{LOGS}/provenance/provenance.log",
+    localrule: True
+    conda:
+        SOFTWARE
     params:
         config=config,
         repo=workflow.basedir,
         log_dir=LOGS,
-    log:
-        f"{LOGS}/provenance/provenance.log",
-    localrule: True
     script:
         "../scripts/provenance.py"

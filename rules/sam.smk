@@ -9,23 +9,26 @@ rule sam_standin:
         model=protected(directory(f"{SAM}/base/{{preset}}")),
         history=f"{SAM}/base/{{preset}}.history.tsv",
         curve=f"{SAM}/base/{{preset}}.training_curve.png",
-    params:
-        cohort=lambda wc: {
-            key: config["sam"]["standin"][key] for key in ("n_cases", "shape", "seed", "modality")
-        },
-        settings=lambda wc: standin_settings(),
-        device=config["device"],
-    wildcard_constraints:
-        preset="|".join(STANDIN_PRESETS),
     log:
         f"{LOGS}/sam_standin/{{preset}}.log",
     benchmark:
         f"{BENCHMARKS}/sam_standin/{{preset}}.tsv"
+    wildcard_constraints:
+        preset="|".join(SAM_STANDINS),
+    conda:
+        SOFTWARE
     threads: 2
     resources:
         mem_mb=memory_per_attempt(6000),
         runtime=60,
         gpu=1,
+    params:
+        cohort=lambda wc: {
+            key: config["sam"]["standin"][key]
+            for key in ("n_cases", "shape", "seed", "modality")
+        },
+        settings=lambda wc: standin_settings(),
+        device=config["device"],
     script:
         "../scripts/sam_standin.py"
 
@@ -39,20 +42,22 @@ rule train_lora_sam:
         adapter=protected(directory(f"{SAM}/lora/adapter")),
         history=f"{SAM}/lora/history.tsv",
         curve=f"{SAM}/lora/training_curve.png",
-    params:
-        base_model=sam_base_model(),
-        lora=config["sam"]["lora"],
-        settings=lambda wc: lora_settings(),
-        device=config["device"],
     log:
         f"{LOGS}/train_lora_sam/train_lora_sam.log",
     benchmark:
         f"{BENCHMARKS}/train_lora_sam/train_lora_sam.tsv"
+    conda:
+        SOFTWARE
     threads: 4
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=720,
         gpu=1,
+    params:
+        base_model=sam_base_model(),
+        lora=config["sam"]["lora"],
+        settings=lambda wc: lora_settings(),
+        device=config["device"],
     script:
         "../scripts/train_lora_sam.py"
 
@@ -67,20 +72,22 @@ rule predict_sam:
     output:
         predictions=directory(f"{SAM}/predictions"),
         metrics=f"{SAM}/metrics.tsv",
+    log:
+        f"{LOGS}/predict_sam/predict_sam.log",
+    benchmark:
+        f"{BENCHMARKS}/predict_sam/predict_sam.tsv"
+    conda:
+        SOFTWARE
+    threads: 4
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=240,
+        gpu=1,
     params:
         base_model=sam_base_model(),
         dataset=config["dataset_2d"],
         jitters=config["sam"]["eval"]["jitter_px"],
         seed=config["seed"],
         device=config["device"],
-    log:
-        f"{LOGS}/predict_sam/predict_sam.log",
-    benchmark:
-        f"{BENCHMARKS}/predict_sam/predict_sam.tsv"
-    threads: 4
-    resources:
-        mem_mb=memory_per_attempt(16000),
-        runtime=240,
-        gpu=1,
     script:
         "../scripts/predict_sam.py"

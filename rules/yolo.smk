@@ -12,6 +12,8 @@ rule yolo_dataset:
         directory(f"{YOLO}/dataset"),
     log:
         f"{LOGS}/yolo_dataset/yolo_dataset.log",
+    conda:
+        SOFTWARE
     script:
         "../scripts/yolo_dataset.py"
 
@@ -24,21 +26,23 @@ rule train_yolo:
     output:
         weights=protected(f"{YOLO}/weights/best.pt"),
         results=f"{YOLO}/results.csv",
+    log:
+        f"{LOGS}/train_yolo/train_yolo.log",
+    benchmark:
+        f"{BENCHMARKS}/train_yolo/train_yolo.tsv"
+    conda:
+        SOFTWARE
+    threads: 4
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=720,
+        gpu=1,
     params:
         model=config["yolo"]["model"],
         run_dir=f"{YOLO}/runs/train",
         settings=lambda wc: yolo_settings(),
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
-    log:
-        f"{LOGS}/train_yolo/train_yolo.log",
-    benchmark:
-        f"{BENCHMARKS}/train_yolo/train_yolo.tsv"
-    threads: 4
-    resources:
-        mem_mb=memory_per_attempt(16000),
-        runtime=720,
-        gpu=1,
     script:
         "../scripts/train_yolo.py"
 
@@ -50,18 +54,20 @@ rule evaluate_yolo:
         dataset=rules.yolo_dataset.output[0],
     output:
         f"{YOLO}/metrics.tsv",
-    params:
-        imgsz=config["yolo"]["imgsz"],
-        run_dir=f"{YOLO}/runs",
-        device=config["device"],
-        config_dir=YOLO_CONFIG_DIR,
     log:
         f"{LOGS}/evaluate_yolo/evaluate_yolo.log",
+    conda:
+        SOFTWARE
     threads: 2
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
         gpu=1,
+    params:
+        imgsz=config["yolo"]["imgsz"],
+        run_dir=f"{YOLO}/runs",
+        device=config["device"],
+        config_dir=YOLO_CONFIG_DIR,
     script:
         "../scripts/evaluate_yolo.py"
 
@@ -74,18 +80,20 @@ rule predict_yolo_boxes:
     output:
         chosen=f"{YOLO}/boxes.tsv",
         every=f"{YOLO}/boxes_all.tsv",
+    log:
+        f"{LOGS}/predict_yolo_boxes/predict_yolo_boxes.log",
+    conda:
+        SOFTWARE
+    threads: 2
+    resources:
+        mem_mb=memory_per_attempt(8000),
+        runtime=60,
+        gpu=1,
     params:
         imgsz=config["yolo"]["imgsz"],
         conf=config["yolo"]["conf"],
         policy=config["yolo"]["no_detection"],
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
-    log:
-        f"{LOGS}/predict_yolo_boxes/predict_yolo_boxes.log",
-    threads: 2
-    resources:
-        mem_mb=memory_per_attempt(8000),
-        runtime=60,
-        gpu=1,
     script:
         "../scripts/predict_yolo_boxes.py"

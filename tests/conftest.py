@@ -61,6 +61,15 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.C
     )
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
+    workdir = tmp_path_factory.mktemp("demo")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    return workdir
+
+
 def disc_sample(case_id: str, seed: int, size: int = 48) -> SliceSample:
     """A bright disc on a textured background, its mask and box."""
     rng = np.random.default_rng(seed)

@@ -15,30 +15,34 @@ import subprocess
 import time
 from pathlib import Path
 
-PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+SLURM_TOOLS = {"slurmctld": "slurmctld", "slurmd": "slurmd", "sbatch": "slurm-client", "munged": "munge"}
 SLURM_ETC = Path("/etc/slurm")  # the jobstep drops SLURM_CONF before its inner srun: keep the default place
 PARTITIONS = ("standard", "gpu")
 GPU_MODEL = "a100"
+NODE_CPUS, NODE_MEMORY_MB = 16, 65536
 
 
-class SlurmUnavailable(Exception):
-    """This machine cannot run the cluster (not root, no apt); the message says why."""
+class PackagesUnavailable(Exception):
+    """Debian packages a test needs are missing and cannot be installed here (not root, no apt)."""
 
 
-def install_packages() -> None:
-    """Install Debian's SLURM and munge when missing (root and apt-get needed)."""
-    if all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "sbatch", "munged")):
+def install_debian_packages(tools: dict[str, str]) -> None:
+    """Install the Debian package of each missing tool ({tool: package}); root and apt-get needed."""
+    missing = sorted({package for tool, package in tools.items() if not shutil.which(tool)})
+    if not missing:
         return
     if os.geteuid() != 0:
-        raise SlurmUnavailable("SLURM is not installed and installing it needs root")
+        raise PackagesUnavailable(f"{', '.join(missing)} not installed and installing needs root")
     if not shutil.which("apt-get"):
-        raise SlurmUnavailable("SLURM is not installed and apt-get is not available")
+        raise PackagesUnavailable(f"{', '.join(missing)} not installed and apt-get is not available")
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
 def slurm_conf(state: Path, host: str, cpus: int, memory_mb: int) -> str:
+    """slurm.conf of one node that claims ``cpus`` and ``memory_mb`` (config_overrides: more than it has,
+    like a small GPU node, so the rules' real requests fit; nothing enforces them with task/none)."""
     nodes = f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPU_MODEL}:1 State=UNKNOWN"
     partitions = "\n".join(
         f"PartitionName={name} Nodes=ALL Default={'YES' if name == PARTITIONS[0] else 'NO'} MaxTime=INFINITE State=UP"
@@ -62,6 +66,7 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 MinJobAge=3600
 ReturnToService=2
+SlurmdParameters=config_overrides
 GresTypes=gpu
 {nodes}
 {partitions}
@@ -87,14 +92,13 @@ class LocalSlurm:
         self.pid_files.append(pid_file)
 
     def start(self) -> None:
-        install_packages()
+        install_debian_packages(SLURM_TOOLS)
         for folder in ("spool/slurmctld", "spool/slurmd", "fake-gpu", "munge"):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         gpu_device = self.state / "fake-gpu" / "gpu0"
         gpu_device.symlink_to("/dev/null")  # a GRES needs a device file; a regular one leaves CUDA_VISIBLE_DEVICES unset
         SLURM_ETC.mkdir(exist_ok=True)
-        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 2048
-        self._write_etc("slurm.conf", slurm_conf(self.state, self.host, os.cpu_count() or 1, memory_mb))
+        self._write_etc("slurm.conf", slurm_conf(self.state, self.host, NODE_CPUS, NODE_MEMORY_MB))
         self._write_etc("gres.conf", f"AutoDetect=off\nNodeName={self.host} Name=gpu Type={GPU_MODEL} File={gpu_device}\n")
         self._start_munge()
         self._start(["slurmctld"], self.state / "slurmctld.pid")
@@ -127,7 +131,7 @@ class LocalSlurm:
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job this cluster knows (finished ones stay for MinJobAge): id, name, partition, state, TRES."""
-        fields = ("JobId", "JobName", "Partition", "JobState", "TRES", "Comment")
+        fields = ("JobId", "JobName", "Partition", "JobState", "TRES", "TresPerJob", "Comment")
         out = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True).stdout
         jobs = []
         for line in out.splitlines():

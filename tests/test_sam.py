@@ -17,12 +17,13 @@ from sambrats import sam
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv
 from sambrats.slices import case_rng, jitter_box
+from sambrats.presets import SAM_STANDINS
 
 from conftest import disc_sample, write_samples
 
 PAPER_TARGETS = ["qkv", "proj", "q_proj", "k_proj", "v_proj", "out_proj", "lin1", "lin2"]
 CPU = torch.device("cpu")
-TINY = sam.STANDIN_PRESETS["tiny-sam-256"]
+TINY = SAM_STANDINS["tiny-sam-256"]
 
 
 def tiny_model(seed: int = 0) -> SamModel:
@@ -95,7 +96,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     from sambrats.slices import load_split
     folder, workdir = Path(sys.argv[1]), Path(sys.argv[2])
     torch.manual_seed(0)
-    model = sam.add_lora(SamModel(sam.tiny_sam_config(**sam.STANDIN_PRESETS["tiny-sam-256"])), 4, 8, 0.0, ["qkv", "lin1"])
+    model = sam.add_lora(SamModel(sam.tiny_sam_config(**SAM_STANDINS["tiny-sam-256"])), 4, 8, 0.0, ["qkv", "lin1"])
     settings = sam.TrainSettings(**SETTINGS)
     sam.train(model, sam.sam_processor(256), load_split(folder, "train"), load_split(folder, "val"),
               settings, workdir, torch.device("cpu"))

@@ -105,15 +105,6 @@ def test_missing_data_folder_fails_at_start(tmp_path):
     assert "config key data.brats2019.root = '/no/such/brats': folder does not exist" in result.stdout
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """One real run of the embedded demo, exactly as `make demo` runs it."""
-    workdir = tmp_path_factory.mktemp("demo")
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", DEMO)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return workdir
-
-
 def test_demo_run_writes_case_tables_with_the_broken_cases_rejected(demo_run):
     workdir = demo_run
     for dataset, prefix in (("brats2024", "BraTS-GLI-"), ("brats2019", "BraTS19_")):

@@ -13,6 +13,7 @@ import torch
 from sambrats import sam, yolo
 from sambrats.outputs import read_tsv, write_tsv
 from sambrats.slices import load_split
+from sambrats.presets import SAM_STANDINS
 
 from conftest import write_samples
 
@@ -116,7 +117,7 @@ def test_yolo_boxes_feed_sam_with_each_policy(tmp_path):
     torch.manual_seed(0)
     from transformers import SamModel
 
-    SamModel(sam.tiny_sam_config(**sam.STANDIN_PRESETS["tiny-sam-256"])).save_pretrained(base)
+    SamModel(sam.tiny_sam_config(**SAM_STANDINS["tiny-sam-256"])).save_pretrained(base)
     sam.sam_processor(256).save_pretrained(base)
     peft_model = sam.add_lora(SamModel.from_pretrained(base), 4, 8, 0.0, ["qkv"])
     peft_model.save_pretrained(tmp_path / "adapter")

@@ -35,7 +35,6 @@ from .slices import axial_slice, intensity_range, largest_area_slice, normalise,
 log = logging.getLogger(__name__)
 
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-STANDIN_PRESETS = ("standin-hiera-t",)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

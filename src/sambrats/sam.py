@@ -30,16 +30,13 @@ from .brats import GLI, discover, resolve_modality
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
+from .presets import SAM_STANDINS
 from .slices import SliceSample, extract_slice, jitter_box, load_split, seeded_jitter
 from .synth import write_cohort
 from .yolo import yolo_prompt
 
 log = logging.getLogger(__name__)
 
-# Named stand-in presets: (image size, vision width, vision layers, neck/prompt/decoder width).
-STANDIN_PRESETS = {
-    "tiny-sam-256": dict(image_size=256, vision_width=96, vision_layers=2, width=64),
-}
 
 
 def tiny_sam_config(image_size: int, vision_width: int, vision_layers: int, width: int) -> SamConfig:
@@ -330,7 +327,7 @@ def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, 
                   device_name: str = "auto") -> None:
     """Build the tiny SAM ``preset``, train it in full on a separate synthetic cohort, save it."""
     device = resolve_device(device_name)
-    spec = STANDIN_PRESETS[preset]
+    spec = SAM_STANDINS[preset]
     torch.manual_seed(settings.seed)
     model = SamModel(tiny_sam_config(**spec)).to(device)
     processor = sam_processor(spec["image_size"])
