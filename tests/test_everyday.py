@@ -71,8 +71,10 @@ def test_forcerun_of_predict_sam_reruns_it_and_only_what_depends_on_it(demo_run)
     assert planned_jobs(result.stdout) == {"predict_sam", "compare_methods", "figures", "provenance", "all"}
 
 
-def test_a_changed_config_value_reruns_the_rule_that_reads_it_and_nothing_unrelated(demo_run):
-    result = run_snakemake(demo_run, "-n", "--config", "yolo={conf: 0.5}")
+def test_a_changed_config_value_reruns_the_rule_that_reads_it_and_nothing_unrelated(demo_run, tmp_path):
+    (tmp_path / "conf.yaml").write_text("yolo: {conf: 0.5}\n")
+    demo = str(REPO / "config" / "demo.yaml")
+    result = run_snakemake(demo_run, "-n", "--configfile", demo, str(tmp_path / "conf.yaml"))
     assert result.returncode == 0, result.stdout
     assert "params have changed since last execution" in result.stdout
     assert planned_jobs(result.stdout) == {"predict_yolo_boxes", "predict_sam", "compare_methods", "figures",
@@ -99,7 +101,7 @@ def test_local_gpu_resource_keeps_gpu_jobs_apart_with_the_ilp_scheduler(demo_run
     workdir = tmp_path / "demo"
     shutil.copytree(demo_run, workdir, symlinks=True)
     targets = ["results/yolo/metrics.tsv", "results/yolo/boxes.tsv"]
-    rerun = ["--forcerun", "evaluate_yolo", "predict_yolo_boxes", "--cores", "2"]
+    rerun = ["--forcerun", "evaluate_yolo", "predict_yolo_boxes", "--cores", "4"]  # cores for both at once
     result = run_snakemake(workdir, *targets, *rerun, "--resources", "gpu=1")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "falling back to greedy scheduler" not in result.stdout  # PuLP's CBC solved every step

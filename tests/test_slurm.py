@@ -151,7 +151,7 @@ def test_results_equal_those_of_the_local_run(slurm_runs):
         ours = load_sample(slurm / "results/slices/brats2019", case_id)
         theirs = load_sample(local / "results/slices/brats2019", case_id)
         assert np.array_equal(ours.image, theirs.image) and np.array_equal(ours.mask, theirs.mask)
-    ours, theirs = read_tsv(slurm / "results" / TARGET), read_tsv(local / "results" / TARGET)
+    ours, theirs = read_tsv(slurm / TARGET), read_tsv(local / TARGET)
     assert list(ours.case_id) == list(theirs.case_id)
     np.testing.assert_allclose(ours.dice, theirs.dice, atol=1e-4)
     np.testing.assert_allclose(ours.iou, theirs.iou, atol=1e-4)
