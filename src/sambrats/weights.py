@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ class Weight:
     """One downloadable weight: where it goes, where it comes from, and how to fetch it by hand."""
 
     path: str
-    source: str
+    source: str  # hub or GitHub repository that holds the file named like ``path``
     by_hand: str
     folder: bool = False
 
@@ -45,12 +46,12 @@ SAM_VIT_BASE = Weight(
 )
 YOLOV8M = Weight(
     f"{RESOURCES}/yolov8m.pt",
-    "ultralytics/assets yolov8m.pt",
+    "ultralytics/assets",
     "python -c \"from ultralytics import YOLO; YOLO('yolov8m.pt')\"   # writes yolov8m.pt to the current folder",
 )
 MEDSAM2 = Weight(
     f"{RESOURCES}/MedSAM2_latest.pt",
-    "wanglab/MedSAM2 MedSAM2_latest.pt",
+    "wanglab/MedSAM2",
     "python -c \"from huggingface_hub import hf_hub_download; "
     "hf_hub_download('wanglab/MedSAM2', 'MedSAM2_latest.pt', local_dir='.')\"",
 )
@@ -64,7 +65,7 @@ def configured_weights(config: dict) -> list[Weight]:
 
 
 def _fetch(weight: Weight, target: Path) -> None:
-    """Download ``weight`` into ``target`` (a staged path); raises whatever the client raises."""
+    """Download ``weight`` to ``target``, a path named like the weight; raises whatever the client raises."""
     if weight is SAM_VIT_BASE:
         from transformers import SamModel, SamProcessor
 
@@ -77,8 +78,7 @@ def _fetch(weight: Weight, target: Path) -> None:
     else:
         from huggingface_hub import hf_hub_download
 
-        repo, filename = weight.source.split()
-        target.write_bytes(Path(hf_hub_download(repo, filename)).read_bytes())
+        shutil.copyfile(hf_hub_download(weight.source, target.name), target)
 
 
 def download(weight: Weight, workdir: Path) -> None:
