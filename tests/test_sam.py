@@ -93,6 +93,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     import sys, torch
     from pathlib import Path
     from sambrats import sam
+    from sambrats.presets import SAM_STANDINS
     from sambrats.slices import load_split
     folder, workdir = Path(sys.argv[1]), Path(sys.argv[2])
     torch.manual_seed(0)
