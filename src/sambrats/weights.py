@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sambrats.outputs import staged_file
+from .outputs import staged_file
 
 log = logging.getLogger(__name__)
 
