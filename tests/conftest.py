@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,11 @@ def demo_run(tmp_path_factory) -> Path:
     result = run_snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
     assert result.returncode == 0, result.stdout[-3000:]
     return workdir
+
+
+def job_rules(output: str) -> set[str]:
+    """Rules of the jobs a Snakemake run (or dry run) printed, local rules included."""
+    return set(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
 
 
 def disc_sample(case_id: str, seed: int, size: int = 48) -> SliceSample:

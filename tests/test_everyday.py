@@ -9,20 +9,13 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, run_snakemake
+from conftest import REPO, SNAKEMAKE, job_rules, run_snakemake
 from slurm_cluster import PackagesUnavailable, install_debian_packages
 
 pytestmark = pytest.mark.workflow
 
-RULES = sorted(set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "rules").glob("*.smk")),
-                              flags=re.MULTILINE)))
-
-
-def planned_jobs(output: str) -> set[str]:
-    """Rules of the jobs a dry run would run."""
-    return set(re.findall(r"^rule (\w+):$", output, flags=re.MULTILINE)) | (
-        {"all"} if re.search(r"^localrule all:$", output, flags=re.MULTILINE) else set()
-    )
+RULE_FILES_TEXT = "".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+RULES = set(re.findall(r"^rule (\w+):", RULE_FILES_TEXT, flags=re.MULTILINE))
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +33,14 @@ def test_the_graphs_render_with_graphviz(tmp_path, graph, graphviz):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("digraph snakemake_dag")
     svg = subprocess.run(["dot", "-Tsvg"], input=result.stdout, capture_output=True, text=True, check=True).stdout
-    for rule in set(RULES) - {"download_weights"}:  # the demo names no weights to download
+    for rule in RULES - {"download_weights"}:  # the demo names no weights to download
         assert f">{rule}<" in svg, rule
 
 
 def test_the_readme_shows_the_current_rule_graph():
     svg = (REPO / "docs" / "rulegraph.svg").read_text()
     assert "docs/rulegraph.svg" in (REPO / "README.md").read_text()
-    for rule in set(RULES) - {"download_weights"}:
+    for rule in RULES - {"download_weights"}:
         assert f">{rule}<" in svg, f"{rule} is missing from docs/rulegraph.svg: run `make rulegraph`"
 
 
@@ -68,7 +61,7 @@ def test_snakefmt_check_passes():
 def test_forcerun_of_predict_sam_reruns_it_and_only_what_depends_on_it(demo_run):
     result = run_snakemake(demo_run, "-n", "-R", "predict_sam")
     assert result.returncode == 0, result.stdout
-    assert planned_jobs(result.stdout) == {"predict_sam", "compare_methods", "figures", "provenance", "all"}
+    assert job_rules(result.stdout) == {"predict_sam", "compare_methods", "figures", "provenance", "all"}
 
 
 def test_a_changed_config_value_reruns_the_rule_that_reads_it_and_nothing_unrelated(demo_run, tmp_path):
@@ -77,7 +70,7 @@ def test_a_changed_config_value_reruns_the_rule_that_reads_it_and_nothing_unrela
     result = run_snakemake(demo_run, "-n", "--configfile", demo, str(tmp_path / "conf.yaml"))
     assert result.returncode == 0, result.stdout
     assert "params have changed since last execution" in result.stdout
-    assert planned_jobs(result.stdout) == {"predict_yolo_boxes", "predict_sam", "compare_methods", "figures",
+    assert job_rules(result.stdout) == {"predict_yolo_boxes", "predict_sam", "compare_methods", "figures",
                                            "provenance", "all"}
 
 
@@ -115,8 +108,7 @@ def test_local_gpu_resource_keeps_gpu_jobs_apart_with_the_ilp_scheduler(demo_run
 
 def gpu_rules() -> set[str]:
     """Rules that declare gpu=1 in their resources."""
-    text = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
-    blocks = re.split(r"^rule ", text, flags=re.MULTILINE)[1:]
+    blocks = re.split(r"^rule ", RULE_FILES_TEXT, flags=re.MULTILINE)[1:]
     return {block.split(":", 1)[0] for block in blocks if re.search(r"^\s+gpu=1,$", block, flags=re.MULTILINE)}
 
 

@@ -19,7 +19,7 @@ import pytest
 from sambrats.outputs import read_tsv
 from sambrats.slices import load_sample
 
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, SNAKEMAKE, job_rules
 from slurm_cluster import GPU_MODEL, LocalSlurm, PackagesUnavailable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
@@ -74,10 +74,6 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
     return calls
 
 
-def submitted_rules(output: str) -> set[str]:
-    return set(re.findall(r"^rule (\w+):$", output, flags=re.MULTILINE))
-
-
 @pytest.fixture(scope="module")
 def slurm_runs(cluster, tmp_path_factory, demo_run):
     workdir = tmp_path_factory.mktemp("slurm-run")
@@ -112,8 +108,8 @@ def test_a_failing_rule_is_reported_retried_with_more_memory_and_its_logs_are_ke
 def test_the_rerun_continues_from_what_completed(slurm_runs):
     rerun = slurm_runs["rerun"]
     assert rerun.returncode == 0, rerun.stdout[-5000:]
-    assert {"synth_cohort", "medsam2_standin"} <= submitted_rules(slurm_runs["failed"].stdout)
-    assert submitted_rules(rerun.stdout) == {"discover_cases", "split_cases", "build_slices", "medsam2_predict",
+    assert {"synth_cohort", "medsam2_standin"} <= job_rules(slurm_runs["failed"].stdout)
+    assert job_rules(rerun.stdout) == {"discover_cases", "split_cases", "build_slices", "medsam2_predict",
                                              "medsam2_collect"}
 
 
