@@ -1,7 +1,9 @@
 # Config access, wildcard constraints and input functions shared by every rule file.
 
+import functools
 from pathlib import Path
 
+from sambrats.brats import get_layout, raw_files
 from sambrats.config import synthetic_root
 from sambrats.nnunet import dataset_name
 from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
@@ -32,6 +34,22 @@ def dataset_config(dataset):
 def raw_root(wildcards):
     """Raw BraTS folder of a dataset: the user's, or the demo cohort the workflow writes."""
     return dataset_config(wildcards.dataset)["root"]
+
+
+@functools.cache
+def raw_dataset_files(root, layout):
+    """Every file of every case folder of a user's raw folder, listed once per parse."""
+    return raw_files(Path(root), get_layout(layout))
+
+
+def get_raw_inputs(wildcards):
+    """What case discovery reads: the demo cohort folder the workflow writes, or every file of
+    the user's case folders, so that an added, removed or replaced raw file reruns discovery.
+    """
+    settings = dataset_config(wildcards.dataset)
+    if settings["root"] == synthetic_root(wildcards.dataset):
+        return {"root": settings["root"]}
+    return {"case_files": raw_dataset_files(settings["root"], settings["layout"])}
 
 
 def slices_dir(dataset):

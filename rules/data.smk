@@ -28,7 +28,7 @@ rule synth_cohort:
 rule discover_cases:
     """Find and validate every case of a raw BraTS folder; rejected cases get a reason."""
     input:
-        root=raw_root,
+        unpack(get_raw_inputs),
     output:
         cases=f"{RESULTS}/cases/{{dataset}}.tsv",
         rejected=f"{RESULTS}/cases/{{dataset}}.rejected.tsv",
@@ -43,6 +43,7 @@ rule discover_cases:
         mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
     params:
+        root=raw_root,
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         strict=config["strict"],
     script:

@@ -73,6 +73,7 @@ rule train_nnunet:
         iterations=config["nnunet"]["iterations_per_epoch"],
         val_iterations=config["nnunet"]["val_iterations_per_epoch"],
         device=config["device"],
+        seed=config["seed"],
     script:
         "../scripts/train_nnunet.py"
 

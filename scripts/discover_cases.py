@@ -5,7 +5,7 @@ from sambrats.brats import write_case_tables
 
 logs.setup(snakemake.log[0])
 write_case_tables(
-    snakemake.input.root,
+    snakemake.params.root,
     snakemake.params.layout,
     snakemake.wildcards.dataset,
     snakemake.output.cases,

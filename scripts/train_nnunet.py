@@ -13,5 +13,6 @@ train(
     params.iterations,
     params.val_iterations,
     resolve_device(params.device).type,
+    params.seed,
     snakemake.threads,
 )

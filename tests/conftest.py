@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
+import uuid
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +24,32 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 SMALL_SHAPE = (40, 40, 20)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fail the session if any process it started (found by a marker in its environment) still runs."""
+    marker = f"SAMBRATS_TEST_SESSION={uuid.uuid4().hex}".encode()
+    os.environ["SAMBRATS_TEST_SESSION"] = marker.split(b"=")[1].decode()
+    yield
+    deadline = time.time() + 15
+    while (left := session_processes(marker)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes of the test session still running: {left}"
+
+
+def session_processes(marker: bytes) -> dict[int, str]:
+    """pid -> command line of the running processes whose environment holds ``marker`` (this one aside)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
 
 
 @pytest.fixture(scope="session")

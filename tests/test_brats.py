@@ -17,6 +17,7 @@ from sambrats.brats import (
     CaseRejected,
     discover,
     find_case_folders,
+    raw_files,
     region_mask,
     resolve_modality,
     write_case_tables,
@@ -196,13 +197,84 @@ def test_truncated_file_is_detected_even_when_the_header_reads(cohort_copy):
     assert rejected.reason.iloc[0].startswith(f"unreadable {path}")
 
 
-def test_duplicate_case_ids_are_rejected(cohort_copy):
+def test_a_case_under_both_hgg_and_lgg_is_rejected_with_both_paths_and_the_conflict(cohort_copy):
     root = cohort_copy("legacy")
     case = sorted((root / "HGG").iterdir())[0]
     shutil.copytree(case, root / "LGG" / case.name)
     accepted, rejected = discover(root, LEGACY, "brats2019")
-    assert accepted.case_id.is_unique
-    assert "duplicate case id" in rejected.reason.iloc[0]
+    assert case.name not in set(accepted.case_id) and len(accepted) == 5
+    (reason,) = rejected.reason[rejected.case_id == case.name]
+    assert reason == (f"grade conflict: the case is under both HGG and LGG: "
+                      f"{root / 'HGG' / case.name} and {root / 'LGG' / case.name}")
+
+
+def test_a_second_copy_in_the_same_grade_is_rejected_and_the_first_kept(cohort_copy):
+    root = cohort_copy("legacy")
+    case = sorted((root / "HGG").iterdir())[0]
+    shutil.copytree(case, root / "HGG" / "more" / case.name)
+    accepted, rejected = discover(root, LEGACY, "brats2019")
+    assert accepted.set_index("case_id").loc[case.name, "seg"].startswith(str(case / case.name))
+    (reason,) = rejected.reason[rejected.case_id == case.name]
+    assert reason.startswith(f"duplicate case id: {case} and {root / 'HGG' / 'more' / case.name}")
+
+
+@pytest.mark.parametrize("value", [0.0, 17.5])
+def test_a_modality_without_signal_is_rejected_naming_the_file(cohort_copy, value):
+    root = cohort_copy("gli")
+    case = sorted(root.iterdir())[1]
+    path = case / f"{case.name}-t1c.nii.gz"
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(np.full(image.shape, value, np.float32), image.affine), path)
+    accepted, rejected = discover(root, GLI, "brats2024")
+    assert case.name not in set(accepted.case_id)
+    (reason,) = rejected.reason[rejected.case_id == case.name]
+    assert reason == f"no signal: every voxel of {path} is {value:g}"
+
+
+def test_symlinked_folders_are_followed_at_every_level(cohorts, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(cohorts["legacy"], store)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "HGG").symlink_to(store / "HGG")  # a grade folder that is a link
+    (root / "LGG").mkdir()
+    for case in (store / "LGG").iterdir():  # case folders that are links
+        (root / "LGG" / case.name).symlink_to(case)
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    (outer / "training").symlink_to(root)  # the training-data folder is a link
+    for top in (root, outer):
+        accepted, rejected = discover(top, LEGACY, "brats2019")
+        assert len(accepted) == 6 and rejected.empty
+        assert sorted(set(accepted.grade)) == ["HGG", "LGG"]
+    assert len(raw_files(outer, LEGACY)) == 6 * 5
+
+
+def test_a_root_in_the_other_layout_says_what_was_expected_and_what_was_found(cohorts):
+    with pytest.raises(CaseRejected) as legacy_root:
+        discover(cohorts["gli"], LEGACY, "brats2019")
+    message = str(legacy_root.value)
+    assert message.startswith(f"no brats2019 case folder below {cohorts['gli']}: layout 'legacy' "
+                              "(BraTS 2017-2021 (HGG/LGG)) expects case folders like "
+                              "HGG/BraTS19_2013_2_1/BraTS19_2013_2_1_seg.nii.gz")
+    assert "found instead 6 folder(s) named like BraTS 2023/2024 GLI cases (e.g. " in message
+    assert "is layout 'gli' meant?" in message
+    with pytest.raises(CaseRejected, match=r"layout 'gli' .* like BraTS-GLI-00000-000/BraTS-GLI-00000-000-seg"
+                                            r"\.nii\.gz .*found instead 6 folder\(s\) named like BraTS 2017-2021"):
+        discover(cohorts["legacy"], GLI, "brats2024")
+
+
+def test_a_root_with_unrelated_content_lists_what_it_holds(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "images").mkdir()
+    with pytest.raises(CaseRejected, match="found instead: images, notes.txt$"):
+        discover(tmp_path, GLI, "brats2024")
+
+
+def test_raw_files_are_every_file_of_every_case_folder(cohorts):
+    files = raw_files(cohorts["gli"], GLI)
+    assert len(files) == 6 * 5 and files == sorted(files)
+    assert all(Path(f).parent.name in Path(f).name for f in files)
 
 
 LABELS = np.array([0, 1, 2, 3, 4])

@@ -84,7 +84,7 @@ def test_plan_train_resume_and_predict(prepared):
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
 
     # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
-    args = [str(DATASET_ID), "5", "2", "1", "cpu"]
+    args = [str(DATASET_ID), "5", "2", "1", "cpu", "0"]
     env = nnunet.environment(root, 1)
     first = subprocess.Popen([sys.executable, "-m", "sambrats.nnunet", "train", *args], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -96,7 +96,7 @@ def test_plan_train_resume_and_predict(prepared):
     first.kill()
     first.wait()
     assert not (fold_dir / "checkpoint_final.pth").exists(), "the run was not interrupted"
-    nnunet.train(root, DATASET_ID, 5, 2, 1, "cpu", processes=1)
+    nnunet.train(root, DATASET_ID, 5, 2, 1, "cpu", seed=0, processes=1)
     assert (fold_dir / "checkpoint_final.pth").is_file()
     logs = sorted(fold_dir.glob("training_log_*.txt"))
     assert len(logs) == 2

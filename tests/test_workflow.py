@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -14,7 +15,7 @@ from sambrats.outputs import read_tsv
 from sambrats.slices import INDEX_COLUMNS, load_sample
 from sambrats.synth import write_cohort
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_rules, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -239,3 +240,85 @@ def test_strict_mode_fails_the_run_on_the_demos_broken_cases(tmp_path):
     assert result.returncode != 0
     assert "strict: 2 brats2019 case(s) rejected" in (tmp_path / "results/logs/discover_cases/brats2019.log").read_text()
     assert not (tmp_path / "results/cases/brats2019.tsv").exists()
+
+
+def copy_case(folder, new_id) -> None:
+    """A copy of a legacy case folder as case ``new_id`` (folder and file names); copy2 keeps the
+    files' old times, so only the set of inputs tells Snakemake."""
+    copy = folder.with_name(new_id)
+    shutil.copytree(folder, copy)
+    for path in copy.iterdir():
+        path.rename(path.with_name(path.name.replace(folder.name, new_id)))
+
+
+def test_raw_data_changes_rerun_case_discovery_and_only_what_depends_on_it(tmp_path):
+    raw = tmp_path / "raw"
+    write_cohort(raw, LEGACY, 5, (32, 32, 16), seed=2)
+    override = write_yaml(tmp_path / "o.yaml", {"datasets": ["brats2019"], "data": {"brats2019": {"root": str(raw)}}})
+    target = "results/splits/brats2019.tsv"
+
+    def snakemake(*args):
+        result = run_snakemake(tmp_path, target, *args, "--configfile", DEMO, override)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return result.stdout
+
+    snakemake("--cores", "1")
+    assert "Nothing to be done" in snakemake("-n")
+
+    copy_case(sorted((raw / "HGG").iterdir())[0], "BraTS19_SYN_0099_1")
+    dry = snakemake("-n")
+    assert job_rules(dry) == {"discover_cases", "split_cases"}
+    assert "reason: Set of input files has changed since last execution" in dry
+    snakemake("--cores", "1")
+    assert "BraTS19_SYN_0099_1" in read_tsv(tmp_path / target).case_id.tolist()
+    assert "Nothing to be done" in snakemake("-n")
+
+    replaced = next((raw / "LGG").iterdir())
+    image_file = next(replaced.glob("*_t1ce.nii.gz"))
+    image = nib.load(image_file)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj) * 2, image.affine), image_file)
+    dry = snakemake("-n")
+    assert job_rules(dry) == {"discover_cases", "split_cases"}
+    assert f"reason: Updated input files: {image_file}" in dry
+    snakemake("--cores", "1")
+
+    shutil.rmtree(raw / "HGG" / "BraTS19_SYN_0099_1")
+    dry = snakemake("-n")
+    assert "reason: Set of input files has changed since last execution" in dry
+    summary = snakemake("--summary")
+    assert "set of input files changed" in summary
+
+
+# Outputs that record when and where they were made, not what: left out of the byte comparison.
+RECORDS_OF_THE_RUN = (
+    "logs/", "benchmarks/",  # times
+    "provenance.json",  # times, host
+    "sam/lora/history.tsv", "sam/base/", "sam/standin/",  # the seconds column of each epoch
+    "yolo/runs/", "yolo/results.csv", "yolo/weights/",  # ultralytics' time column and checkpoint date
+    "nnunet/model/",  # nnU-Net's training log and checkpoint carry times
+    "figures/", "report",
+)
+
+
+def result_files(workdir) -> dict[str, bytes]:
+    root = workdir / "results"
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not str(path.relative_to(root)).startswith(RECORDS_OF_THE_RUN)
+    }
+
+
+def test_the_demo_gives_the_same_bytes_in_a_fresh_folder(demo_run, tmp_path):
+    result = run_snakemake(tmp_path, "--cores", "2", "--configfile", DEMO)
+    assert result.returncode == 0, result.stdout[-3000:]
+    first, second = result_files(demo_run), result_files(tmp_path)
+    assert sorted(first) == sorted(second)
+    for name in ("comparison.tsv", "comparison.md", "sam/metrics.tsv", "nnunet/metrics.tsv", "yolo/metrics.tsv",
+                 "yolo/boxes.tsv", "medsam2/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
+                 "slices/brats2024/index.tsv", "sam/lora/adapter/adapter_model.safetensors"):
+        assert name in first
+    for kind in (".npz", ".nii.gz", ".png"):
+        assert sum(name.endswith(kind) for name in first) >= 10
+    differing = [name for name in first if first[name] != second[name]]
+    assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"

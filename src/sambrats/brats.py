@@ -45,6 +45,12 @@ class Layout:
     modalities: tuple[str, ...]
     labels: frozenset[int]
     region_labels: dict[str, frozenset[int]]
+    example_case: str
+
+    def example_file(self) -> str:
+        """A seg file as the layout names it, relative to the root."""
+        folder = Path(self.example_case)
+        return str(folder / f"{folder.name}{self.separator}{SEG}.nii.gz")
 
     def patient_id(self, case_id: str) -> str:
         """The patient a case belongs to (GLI cases are timepoints ``-xxx`` of a patient)."""
@@ -66,6 +72,7 @@ GLI = Layout(
         "tc": frozenset({1, 3}),
         "et": frozenset({3}),
     },
+    example_case="BraTS-GLI-00000-000",
 )
 
 LEGACY = Layout(
@@ -80,6 +87,7 @@ LEGACY = Layout(
         "tc": frozenset({1, 4}),
         "et": frozenset({4}),
     },
+    example_case="HGG/BraTS19_2013_2_1",
 )
 
 LAYOUTS = {layout.name: layout for layout in (GLI, LEGACY)}
@@ -141,12 +149,14 @@ def region_mask(seg: np.ndarray, layout: Layout, region: str) -> np.ndarray:
 
 
 def find_case_folders(root: Path, layout: Layout) -> list[CaseFolder]:
-    """Case folders below ``root`` (depth <= 3), sorted by case id; grade from an HGG/LGG parent."""
+    """Case folders below ``root`` (depth <= 3, symlinked folders followed), sorted by case id;
+    grade from the nearest HGG/LGG folder above the case."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"BraTS folder {root} does not exist or is not a folder")
     found: list[CaseFolder] = []
-    for current, dirs, _files in os.walk(root):
+    # The depth limit also ends any cycle of symlinks.
+    for current, dirs, _files in os.walk(root, followlinks=True):
         depth = len(Path(current).relative_to(root).parts)
         dirs.sort()
         keep = []
@@ -154,13 +164,67 @@ def find_case_folders(root: Path, layout: Layout) -> list[CaseFolder]:
             if name.startswith("."):
                 continue
             if layout.case_pattern.match(name):
-                parent = Path(current).name.upper()
-                grade = parent if parent in ("HGG", "LGG") else ""
+                grades = [part.upper() for part in Path(current).relative_to(root).parts
+                          if part.upper() in ("HGG", "LGG")]
+                grade = grades[-1] if grades else ""
                 found.append(CaseFolder(name, Path(current) / name, grade))
             elif depth + 1 < MAX_SEARCH_DEPTH:
                 keep.append(name)
         dirs[:] = keep
     return sorted(found, key=lambda case: (case.case_id, str(case.folder)))
+
+
+def raw_files(root: Path, layout: Layout) -> list[str]:
+    """Every file in every case folder below ``root``: what case discovery reads, so that a case
+    added or removed, or a file replaced, makes Snakemake rerun it."""
+    files = []
+    for case in find_case_folders(root, layout):
+        with os.scandir(case.folder) as entries:
+            files += [entry.path for entry in entries if entry.is_file() and not entry.name.startswith(".")]
+    return sorted(files)
+
+
+def what_is_there(root: Path, expected: Layout) -> str:
+    """The case folders of other layouts below ``root``, or the first entries, for an error message."""
+    for layout in LAYOUTS.values():
+        if layout is expected:
+            continue
+        others = find_case_folders(root, layout)
+        if others:
+            return (f"found instead {len(others)} folder(s) named like {layout.description} cases "
+                    f"(e.g. {others[0].folder}): is layout {layout.name!r} meant?")
+    entries = sorted(entry.name for entry in Path(root).iterdir())
+    if not entries:
+        return "the folder is empty"
+    return f"found instead: {', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}"
+
+
+def no_case_folders(root: Path, layout: Layout, dataset: str) -> CaseRejected:
+    return CaseRejected(
+        f"no {dataset} case folder below {root}: layout {layout.name!r} ({layout.description}) expects "
+        f"case folders like {layout.example_file()} up to {MAX_SEARCH_DEPTH} levels below the root; "
+        f"{what_is_there(root, layout)}"
+    )
+
+
+def unique_cases(cases: list[CaseFolder]) -> tuple[list[CaseFolder], list[dict]]:
+    """One folder per case id: a second copy in the same grade is rejected, and a case id under
+    both HGG/ and LGG/ is rejected altogether (its grade is unknown)."""
+    by_id: dict[str, list[CaseFolder]] = {}
+    for case in cases:
+        by_id.setdefault(case.case_id, []).append(case)
+    unique, rejected = [], []
+    for case_id, copies in by_id.items():
+        grades = sorted({copy.grade for copy in copies})
+        folders = " and ".join(str(copy.folder) for copy in copies)
+        if len(grades) > 1:
+            rejected.append({"case_id": case_id,
+                             "reason": f"grade conflict: the case is under both {' and '.join(grades)}: {folders}"})
+            continue
+        unique.append(copies[0])
+        if len(copies) > 1:
+            rejected.append({"case_id": case_id, "reason": f"duplicate case id: {folders} (the first is used)"})
+    return unique, rejected
 
 
 def case_file(case: CaseFolder, layout: Layout, name: str) -> Path:
@@ -229,6 +293,8 @@ def inspect_case(case: CaseFolder, layout: Layout, dataset: str) -> dict:
             raise CaseRejected(f"affine of {paths[name]} differs from that of {paths[SEG]}")
         if not np.all(np.isfinite(data)):
             raise CaseRejected(f"non-finite intensities in {paths[name]}")
+        if data.min() == data.max():
+            raise CaseRejected(f"no signal: every voxel of {paths[name]} is {data.flat[0]:g}")
     zooms = seg_image.header.get_zooms()[:3]
     return {
         "case_id": case.case_id,
@@ -256,21 +322,10 @@ def discover(
     """All cases below ``root``: (accepted case table, rejected table with reasons)."""
     cases = find_case_folders(root, layout)
     log.info("%s: %d case folders found below %s", dataset, len(cases), root)
+    if not cases:
+        raise no_case_folders(root, layout, dataset)
     accepted: list[dict] = []
-    rejected: list[dict] = []
-    seen: dict[str, Path] = {}
-    unique = []
-    for case in cases:
-        if case.case_id in seen:
-            rejected.append(
-                {
-                    "case_id": case.case_id,
-                    "reason": f"duplicate case id: {case.folder} and {seen[case.case_id]}",
-                }
-            )
-        else:
-            seen[case.case_id] = case.folder
-            unique.append(case)
+    unique, rejected = unique_cases(cases)
     jobs = [(case, layout, dataset) for case in unique]
     results = map_cases(_inspect_or_reason, jobs, workers, f"validating {dataset} cases")
     for row in results:

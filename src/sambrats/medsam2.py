@@ -30,6 +30,7 @@ from .brats import get_layout, load_labels, read_volume, region_mask, resolve_mo
 from .devices import autocast
 from .metrics import dice, iou
 from .outputs import read_tsv, staged_directory, staged_file, write_tsv
+from .seeding import seed_everything
 from .slices import axial_slice, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def load_predictor(checkpoint, image_size: int, device: torch.device):
 
 def write_standin(path, image_size: int, seed: int) -> None:
     """A randomly initialised hiera_t in MedSAM-2's checkpoint format (a code stand-in only)."""
-    torch.manual_seed(seed)
+    seed_everything(seed)
     predictor = build_model(image_size, torch.device("cpu"))
     with staged_file(path) as tmp:
         torch.save({"model": predictor.state_dict(), "stand_in": "random sam2.1_hiera_t",
@@ -234,6 +235,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
     """One batch of test cases: NIfTI masks, both metrics tables and overlay PNGs in ``out_dir``."""
     layout = get_layout(layout_name)
     modality = resolve_modality(layout, modality)
+    seed_everything(settings["seed"])
     predictor = load_predictor(checkpoint, settings["image_size"], device)
     cases = batch_cases(read_tsv(cases_path), read_tsv(splits_path), batch, n_batches)
     slice_of = {}

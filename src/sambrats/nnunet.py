@@ -16,8 +16,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -26,6 +24,8 @@ import numpy as np
 from .brats import get_layout, resolve_modality
 from .metrics import metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
+from .seeding import seed_everything
+from .processes import guard_children, guarded_command, run_logged
 from .slices import load_sample, slice_image
 
 log = logging.getLogger(__name__)
@@ -95,27 +95,11 @@ def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channel
         (folder / "dataset.json").write_text(json.dumps(description, indent=2))
 
 
-def nnunet_command(name: str) -> str:
-    """An nnunetv2 console command of this Python environment."""
-    return str(Path(sys.executable).parent / name)
-
-
-def run(command: list[str], env: dict[str, str]) -> None:
-    """Run an nnU-Net step; its output goes line by line into our log (the rule's log file)."""
-    log.info("running %s", " ".join(command))
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
-        for line in child.stdout:
-            if line.strip():
-                log.info("%s", line.rstrip())
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, command)
-
-
 def plan_and_preprocess(root, dataset_id: int, splits_path, processes: int = 2) -> None:
     """nnU-Net's fingerprint, 2D plan and preprocessing (integrity check on); fold 0 = our split."""
     env = environment(root, processes)
-    run([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION,
-         "-np", str(processes), "--verify_dataset_integrity"], env)
+    run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
+                               "-np", str(processes), "--verify_dataset_integrity"), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
     write_split_file(splits_path, folder / "splits_final.json")
@@ -129,10 +113,10 @@ def write_split_file(splits_path, out_path) -> None:
 
 
 def train(root, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
-          processes: int = 2) -> Path:
-    """Train fold 0 with nnU-Net's trainer in a child process; returns the fold folder."""
-    run([sys.executable, "-m", "sambrats.nnunet", "train", str(dataset_id), str(epochs), str(iterations),
-         str(val_iterations), device], environment(root, processes))
+          seed: int, processes: int = 2) -> Path:
+    """Train fold 0 with nnU-Net's trainer in a guarded child process; returns the fold folder."""
+    run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
+                               str(val_iterations), device, str(seed)), environment(root, processes))
     return fold_folder(root, dataset_id)
 
 
@@ -142,27 +126,55 @@ def fold_folder(root, dataset_id: int) -> Path:
     return dataset / f"{TRAINER}__{PLANS}__{CONFIGURATION}" / "fold_0"
 
 
+def seeded_loaders(trainer, seed: int, workers: int) -> None:
+    """Make the trainer's data loading reproducible: nnU-Net builds its loaders in this process
+    (sampling and augmentation seeded with everything else), and with ``workers`` > 0 they run in
+    batchgenerators' ordered MultiThreadedAugmenter with one seed per worker instead of nnU-Net's
+    unseeded NonDetMultiThreadedAugmenter, whose batch order depends on which worker is first."""
+    from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
+
+    build = trainer.get_dataloaders
+
+    def get_dataloaders():
+        os.environ["nnUNet_n_proc_DA"] = "0"  # nnU-Net's single-process loaders, primed here
+        loaders = build()
+        if workers == 0:
+            return loaders
+        return tuple(
+            MultiThreadedAugmenter(loader.data_loader, loader.transform, n, num_cached_per_queue=2,
+                                   seeds=[seed + offset + i for i in range(n)],
+                                   pin_memory=trainer.device.type == "cuda")
+            for loader, n, offset in zip(loaders, (workers, max(1, workers // 2)), (1000, 2000))
+        )
+
+    trainer.get_dataloaders = get_dataloaders
+
+
 def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_iterations: int,
-                           device_name: str) -> None:
+                           device_name: str, seed: int) -> None:
     """Runs inside the child process whose environment names the nnU-Net folders."""
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
+    from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
+    seed_everything(seed)  # before the network is built: its initial weights come from torch's generator
     trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, TRAINER, PLANS,
                                     device=torch.device(device_name))
     trainer.num_epochs = epochs
     trainer.num_iterations_per_epoch = iterations
     trainer.num_val_iterations_per_epoch = val_iterations
     trainer.save_every = 1  # checkpoint_latest after every epoch, so a rerun continues from it
+    seeded_loaders(trainer, seed, get_allowed_n_proc_DA())
     maybe_load_checkpoint(trainer, continue_training=True, validation_only=False)
     trainer.run_training()
 
 
 def predict(root, dataset_id: int, raw_dir, out_dir, device: str, processes: int = 2) -> None:
     """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint."""
-    run([nnunet_command("nnUNetv2_predict"), "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
-         "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-chk", "checkpoint_final.pth",
-         "-device", device, "-npp", str(processes), "-nps", str(processes)], environment(root, processes))
+    run_logged(guarded_command("nnUNetv2_predict", "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
+                               "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-chk",
+                               "checkpoint_final.pth", "-device", device, "-npp", str(processes),
+                               "-nps", str(processes)), environment(root, processes))
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
@@ -190,8 +202,11 @@ def main(argv=None) -> None:
     parser.add_argument("iterations", type=int)
     parser.add_argument("val_iterations", type=int)
     parser.add_argument("device")
+    parser.add_argument("seed", type=int)
     args = parser.parse_args(argv)
-    _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device)
+    guard_children()
+    _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device,
+                           args.seed)
 
 
 if __name__ == "__main__":

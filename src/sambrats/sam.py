@@ -31,6 +31,7 @@ from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .presets import SAM_STANDINS
+from .seeding import seed_everything
 from .slices import SliceSample, extract_slice, jitter_box, load_split, seeded_jitter
 from .synth import write_cohort
 from .yolo import yolo_prompt
@@ -328,7 +329,7 @@ def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, 
     """Build the tiny SAM ``preset``, train it in full on a separate synthetic cohort, save it."""
     device = resolve_device(device_name)
     spec = SAM_STANDINS[preset]
-    torch.manual_seed(settings.seed)
+    seed_everything(settings.seed)
     model = SamModel(tiny_sam_config(**spec)).to(device)
     processor = sam_processor(spec["image_size"])
     samples = standin_samples(cohort["n_cases"], cohort["shape"], cohort["seed"], cohort["modality"])
@@ -345,6 +346,7 @@ def train_lora_sam(base_model, slices_dir, adapter_dir, history_path, curve_path
                    settings: TrainSettings, device_name: str = "auto") -> None:
     """Fine-tune SAM with LoRA on the train split, validating on the val split every epoch."""
     device = resolve_device(device_name)
+    seed_everything(settings.seed)  # peft draws lora_A from torch's global generator
     model, processor = load_base(base_model, device)
     model = add_lora(model, **lora)
     trainable, total = parameter_counts(model)

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from .outputs import read_tsv, staged_directory, staged_file, write_tsv
+from .seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, se
             f"YOLO weights {model_spec} not found: copy yolov8m.pt there (no download on compute nodes)"
         )
     run_dir = Path(run_dir).resolve()
+    seed_everything(settings["seed"])
     model = YOLO(model_spec)
     model.train(
         data=str(Path(data_yaml).resolve()),
