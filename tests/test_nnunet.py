@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from sambrats import nnunet
 from sambrats.brats import write_case_tables
@@ -112,3 +113,18 @@ def test_plan_train_resume_and_predict(prepared):
     assert (table.method == "nnunet").all() and table.dice.between(0, 1).all()
     with np.load(tmp / "pred" / f"{table.case_id.iloc[0]}.npz") as saved:
         assert saved["mask"].shape == (48, 48)
+
+
+def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared, tmp_path):
+    """Two trainings with the same seed and two augmentation workers give the same weights; another seed does not."""
+    tmp, _ = prepared
+    weights = {}
+    for name, seed in (("first", 5), ("again", 5), ("other", 6)):
+        root = tmp_path / name
+        nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
+        nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "splits.tsv", processes=2)
+        fold = nnunet.train(root, DATASET_ID, 2, 3, 1, "cpu", seed=seed, processes=2)
+        checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+        weights[name] = checkpoint["network_weights"]
+    assert all(torch.equal(weights["first"][key], weights["again"][key]) for key in weights["first"])
+    assert not all(torch.equal(weights["first"][key], weights["other"][key]) for key in weights["first"])

@@ -126,6 +126,29 @@ def fold_folder(root, dataset_id: int) -> Path:
     return dataset / f"{TRAINER}__{PLANS}__{CONFIGURATION}" / "fold_0"
 
 
+class WorkerLoader:
+    """An nnU-Net data loader as one augmentation worker runs it: one torch thread (a forked
+    OpenMP pool hangs) and torch seeded per worker; numpy is seeded by batchgenerators."""
+
+    def __init__(self, loader, seed: int):
+        self.loader = loader
+        self.seed = seed
+
+    def set_thread_id(self, thread_id: int) -> None:
+        """Called first in each worker process."""
+        import torch
+
+        torch.set_num_threads(1)
+        torch.manual_seed(self.seed + thread_id)
+        self.loader.set_thread_id(thread_id)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.loader)
+
+
 def seeded_loaders(trainer, seed: int, workers: int) -> None:
     """Make the trainer's data loading reproducible: nnU-Net builds its loaders in this process
     (sampling and augmentation seeded with everything else), and with ``workers`` > 0 they run in
@@ -141,8 +164,8 @@ def seeded_loaders(trainer, seed: int, workers: int) -> None:
         if workers == 0:
             return loaders
         return tuple(
-            MultiThreadedAugmenter(loader.data_loader, loader.transform, n, num_cached_per_queue=2,
-                                   seeds=[seed + offset + i for i in range(n)],
+            MultiThreadedAugmenter(WorkerLoader(loader.data_loader, seed + offset), loader.transform, n,
+                                   num_cached_per_queue=2, seeds=[seed + offset + i for i in range(n)],
                                    pin_memory=trainer.device.type == "cuda")
             for loader, n, offset in zip(loaders, (workers, max(1, workers // 2)), (1000, 2000))
         )
