@@ -4,12 +4,17 @@ snakemake --cores 2                                   # the embedded demo (confi
 snakemake --cores 8 --configfile config/config.yaml   # the paper-scale study
 """
 
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from sambrats.config import ConfigError, check_config, describe_schema_error
 
 min_version("9.0")
+
+# Every job's Python orders sets the same way (peft writes LoRA's target modules from a set).
+os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
 # The demo is the default; a --configfile replaces it instead of being merged into it.

@@ -74,6 +74,7 @@ rule train_nnunet:
         val_iterations=config["nnunet"]["val_iterations_per_epoch"],
         device=config["device"],
         seed=config["seed"],
+        augmentation_workers=config["nnunet"]["augmentation_workers"],
     script:
         "../scripts/train_nnunet.py"
 

@@ -52,6 +52,8 @@ rule figures:
         f"{LOGS}/figures/figures.log",
     conda:
         SOFTWARE
+    params:
+        seed=config["seed"],
     script:
         "../scripts/figures.py"
 

@@ -10,6 +10,7 @@ write_figures(
     snakemake.input.metrics,
     snakemake.input.slices,
     Path(snakemake.output.svg[0]).parent,
+    snakemake.params.seed,
     lora_history=snakemake.input.get("lora_history"),
     yolo_results=snakemake.input.get("yolo_results"),
     nnunet_checkpoint=snakemake.input.get("nnunet_checkpoint"),

@@ -14,5 +14,5 @@ train(
     params.val_iterations,
     resolve_device(params.device).type,
     params.seed,
-    snakemake.threads,
+    params.augmentation_workers,
 )

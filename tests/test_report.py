@@ -99,12 +99,16 @@ def study(tmp_path):
     return tmp_path
 
 
-def test_every_figure_is_written_and_not_empty(study):
-    report.write_figures([study / "metrics.tsv"], study / "slices", study / "figures",
-                         lora_history=study / "history.tsv")
+def test_every_figure_is_written_not_empty_and_the_same_bytes_twice(study):
+    written = {}
+    for folder in ("figures", "again"):
+        report.write_figures([study / "metrics.tsv"], study / "slices", study / folder, seed=3,
+                             lora_history=study / "history.tsv")
+        written[folder] = {path.name: path.read_bytes() for path in (study / folder).iterdir()}
     for name in report.FIGURES:
         for suffix in ("png", "svg"):
-            assert (study / "figures" / f"{name}.{suffix}").stat().st_size > 1000, name
+            assert len(written["figures"][f"{name}.{suffix}"]) > 1000, name
+    assert written["figures"] == written["again"]
 
 
 def nnunet_epoch(number, train_loss, val_loss, dice):

@@ -301,7 +301,7 @@ def inspect_case(case: CaseFolder, layout: Layout, dataset: str) -> dict:
         "patient_id": layout.patient_id(case.case_id),
         "dataset": dataset,
         "grade": case.grade,
-        **{name: str(path.resolve()) for name, path in paths.items()},
+        **{name: str(path) for name, path in paths.items()},
         "shape": "x".join(str(n) for n in seg.shape),
         "voxel_size": "x".join(f"{z:g}" for z in zooms),
         "tumour_voxels": tumour_voxels,

@@ -14,6 +14,7 @@ one that returns our preprocessed tensor for the duration of ``init_state``.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -84,9 +85,11 @@ def write_standin(path, image_size: int, seed: int) -> None:
     """A randomly initialised hiera_t in MedSAM-2's checkpoint format (a code stand-in only)."""
     seed_everything(seed)
     predictor = build_model(image_size, torch.device("cpu"))
+    content = io.BytesIO()  # torch names the archive after the file: the staging name would differ each run
+    torch.save({"model": predictor.state_dict(), "stand_in": "random sam2.1_hiera_t", "image_size": image_size},
+               content)
     with staged_file(path) as tmp:
-        torch.save({"model": predictor.state_dict(), "stand_in": "random sam2.1_hiera_t",
-                    "image_size": image_size}, tmp)
+        tmp.write_bytes(content.getvalue())
 
 
 def preprocess(volume: np.ndarray, image_size: int, percentiles=(0.5, 99.5)) -> torch.Tensor:

@@ -89,7 +89,7 @@ def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channel
             "labels": {"background": 0, "tumour": 1},
             "numTraining": int((index.split != "test").sum()),
             "file_ending": ".nii.gz",
-            "name": folder.name,
+            "name": Path(out_dir).name,
             "description": "Largest-tumour-area axial slices (sambrats slice dataset)",
         }
         (folder / "dataset.json").write_text(json.dumps(description, indent=2))
@@ -114,7 +114,8 @@ def write_split_file(splits_path, out_path) -> None:
 
 def train(root, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
           seed: int, processes: int = 2) -> Path:
-    """Train fold 0 with nnU-Net's trainer in a guarded child process; returns the fold folder."""
+    """Train fold 0 with nnU-Net's trainer in a guarded child process; returns the fold folder.
+    ``processes``: augmentation workers, each seeded (the same number gives the same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
                                str(val_iterations), device, str(seed)), environment(root, processes))
     return fold_folder(root, dataset_id)

@@ -161,11 +161,12 @@ def _pyplot():
 
 
 def save_figure(fig, folder: Path, name: str) -> list[Path]:
-    """PNG and SVG of a figure."""
+    """PNG and SVG of a figure; the SVG without a date and with fixed element ids (same bytes each run)."""
     paths = []
     for suffix in ("png", "svg"):
         path = folder / f"{name}.{suffix}"
-        fig.savefig(path, dpi=130, bbox_inches="tight")
+        with _pyplot().rc_context({"svg.hashsalt": name}):
+            fig.savefig(path, dpi=130, bbox_inches="tight", metadata={"Date": None} if suffix == "svg" else None)
         paths.append(path)
     _pyplot().close(fig)
     return paths
@@ -332,8 +333,10 @@ def plot_training(lora_history, yolo_results, nnunet_logs, folder: Path) -> list
 FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
 
 
-def write_figures(metric_paths, slices_dir, out_dir, lora_history=None, yolo_results=None, nnunet_checkpoint=None) -> None:
+def write_figures(metric_paths, slices_dir, out_dir, seed: int, lora_history=None, yolo_results=None,
+                  nnunet_checkpoint=None) -> None:
     """Every comparison figure (``FIGURES``, PNG and SVG) into ``out_dir``."""
+    np.random.seed(seed)  # seaborn's strip-plot jitter draws from NumPy's global generator
     metrics = load_metrics(metric_paths)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
