@@ -142,6 +142,7 @@ def medsam2_settings(dataset):
     return settings | {
         "seed": config["seed"],
         "clip_percentiles": config["slices"]["clip_percentiles"],
+        "nsd_tolerance_mm": config["metrics"]["nsd_tolerance_mm"],
         "predictions_dir": f"{RESULTS}/medsam2/predictions/{dataset}",
     }
 

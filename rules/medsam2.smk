@@ -69,6 +69,7 @@ rule medsam2_collect:
         ),
         metrics=f"{MEDSAM2}/{{dataset}}/metrics.tsv",
         metrics_2d=f"{MEDSAM2}/{{dataset}}/metrics_2d.tsv",
+        skipped=f"{MEDSAM2}/{{dataset}}/skipped.tsv",
     log:
         f"{LOGS}/medsam2_collect/{{dataset}}.log",
     conda:

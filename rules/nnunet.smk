@@ -27,7 +27,7 @@ rule nnunet_preprocess:
     """nnU-Net fingerprint, 2D plan and preprocessing; splits_final.json fold 0 = our split."""
     input:
         raw=rules.nnunet_raw.output[0],
-        splits=f"{RESULTS}/splits/{config['dataset_2d']}.tsv",
+        slices=slices_dir(config["dataset_2d"]),
     output:
         directory(f"{NNUNET}/preprocessed/{NNUNET_DATASET}"),
     log:
@@ -102,5 +102,6 @@ rule predict_nnunet:
         dataset_id=config["nnunet"]["dataset_id"],
         dataset=config["dataset_2d"],
         device=config["device"],
+        nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
     script:
         "../scripts/predict_nnunet.py"

@@ -20,6 +20,11 @@ rule compare_methods:
             category="Comparison",
         ),
         md=f"{RESULTS}/comparison.md",
+        html=report(
+            f"{RESULTS}/comparison.html",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
     log:
         f"{LOGS}/compare_methods/compare_methods.log",
     conda:

@@ -88,6 +88,7 @@ rule predict_sam:
         dataset=config["dataset_2d"],
         jitters=config["sam"]["eval"]["jitter_px"],
         seed=config["seed"],
+        nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
         device=config["device"],
     script:
         "../scripts/predict_sam.py"

@@ -1,4 +1,4 @@
-"""Rule compare_methods: comparison.tsv and comparison.md."""
+"""Rule compare_methods: comparison.tsv, .md and .html."""
 
 from sambrats import logs
 from sambrats.report import write_comparison
@@ -9,6 +9,7 @@ write_comparison(
     snakemake.input.get("detection"),
     snakemake.output.tsv,
     snakemake.output.md,
+    snakemake.output.html,
     snakemake.params.resamples,
     snakemake.params.seed,
     snakemake.params.notes,

@@ -4,4 +4,10 @@ from sambrats import logs
 from sambrats.medsam2 import collect_batches
 
 logs.setup(snakemake.log[0])
-collect_batches(snakemake.input, snakemake.output.predictions, snakemake.output.metrics, snakemake.output.metrics_2d)
+collect_batches(
+    snakemake.input,
+    snakemake.output.predictions,
+    snakemake.output.metrics,
+    snakemake.output.metrics_2d,
+    snakemake.output.skipped,
+)

@@ -1,7 +1,14 @@
 """Rule nnunet_preprocess: nnU-Net plan and preprocess, our split as fold 0."""
 
+from pathlib import Path
+
 from sambrats import logs
 from sambrats.nnunet import plan_and_preprocess
 
 logs.setup(snakemake.log[0])
-plan_and_preprocess(snakemake.params.root, snakemake.params.dataset_id, snakemake.input.splits, snakemake.threads)
+plan_and_preprocess(
+    snakemake.params.root,
+    snakemake.params.dataset_id,
+    Path(snakemake.input.slices) / "index.tsv",
+    snakemake.threads,
+)

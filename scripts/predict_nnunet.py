@@ -15,5 +15,6 @@ write_predictions(
     snakemake.output.metrics,
     params.dataset,
     resolve_device(params.device).type,
+    params.nsd_tolerance_mm,
     snakemake.threads,
 )

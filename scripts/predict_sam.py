@@ -13,6 +13,7 @@ write_predictions(
     snakemake.params.dataset,
     snakemake.params.jitters,
     snakemake.params.seed,
+    snakemake.params.nsd_tolerance_mm,
     snakemake.params.device,
     yolo_boxes=snakemake.input.get("yolo_boxes"),
 )

@@ -283,16 +283,24 @@ LABELS = np.array([0, 1, 2, 3, 4])
 @pytest.mark.parametrize(
     "layout, region, expected",
     [
-        (GLI, "wt", [0, 1, 1, 1, 1]),
+        (GLI, "wt", [0, 1, 1, 1, 0]),  # the resection cavity (4) is not tumour
         (GLI, "tc", [0, 1, 0, 1, 0]),
         (GLI, "et", [0, 0, 0, 1, 0]),
+        (GLI, "rc", [0, 0, 0, 0, 1]),
+        (GLI, "any", [0, 1, 1, 1, 1]),
         (LEGACY, "wt", [0, 1, 1, 0, 1]),
         (LEGACY, "tc", [0, 1, 0, 0, 1]),
         (LEGACY, "et", [0, 0, 0, 0, 1]),
+        (LEGACY, "any", [0, 1, 1, 0, 1]),
     ],
 )
 def test_region_labels_of_both_conventions(layout, region, expected):
     assert region_mask(LABELS, layout, region).astype(int).tolist() == expected
+
+
+def test_the_resection_cavity_does_not_exist_in_the_legacy_convention():
+    with pytest.raises(ValueError, match="region 'rc' does not exist in the BraTS 2017-2021 .* label convention"):
+        region_mask(LABELS, LEGACY, "rc")
 
 
 def test_modality_names_of_the_other_layout_are_accepted():

@@ -118,3 +118,15 @@ def test_only_listed_datasets_need_a_root(tmp_path):
     config["datasets"] = ["brats2019"]
     config["data"]["brats2019"]["root"] = str(tmp_path)
     check_config(config)  # MedSAM-2's default dataset brats2019 is ingested
+
+
+def test_a_region_the_label_convention_lacks_fails_naming_the_dataset(tmp_path):
+    config = load("config.yaml")
+    for dataset in config["datasets"]:
+        config["data"][dataset]["root"] = str(tmp_path)
+    config["region"] = "rc"
+    with pytest.raises(ConfigError, match=r"^config key region = 'rc': no such region in brats2019's BraTS 2017-2021"):
+        check_config(config)
+    config["datasets"] = ["brats2024"]
+    config["methods"] = ["lora_sam"]
+    check_config(config)  # the GLI convention has the resection cavity

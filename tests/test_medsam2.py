@@ -99,14 +99,18 @@ def test_3d_and_slice_metrics_on_known_volumes():
     truth[1:3, 1:3, 1:3] = True  # 8 voxels on slices 1 and 2
     prediction = np.zeros_like(truth)
     prediction[1:3, 1:3, 1:2] = True  # 4 voxels, all inside
-    row3d, row2d = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None, "m")
+    row3d, row2d = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None,
+                                        "m", 0.5)
     assert row3d["dice"] == pytest.approx(2 * 4 / 12) and row3d["iou"] == pytest.approx(4 / 8)
+    assert row3d["hd95"] == pytest.approx(1.0)  # the missing slice is 1 mm away along k
+    assert 0 < row3d["nsd"] < 1  # the surface 1 mm away is outside the 0.5 mm tolerance
     assert row3d["key_slice_dice"] == 1.0 and row3d["slices_predicted"] == 1
     assert row3d["volume_true_ml"] == pytest.approx(8 * 2 / 1000)
     assert row3d["volume_pred_ml"] == pytest.approx(4 * 2 / 1000)
     assert (row2d["slice_index"], row2d["dice"]) == (1, 1.0)
-    _, other = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m")
-    assert (other["slice_index"], other["dice"]) == (2, 0.0)
+    _, other = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m", 1.0)
+    assert (other["slice_index"], other["dice"], other["nsd"]) == (2, 0.0, 0.0)
+    assert other["hd95"] == pytest.approx(np.sqrt(6**2 + 6**2))  # nothing predicted on slice 2: the worst value
 
 
 def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin, tmp_path):
@@ -115,7 +119,7 @@ def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin,
     write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
     settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
                 "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
-                "overlays": 1, "predictions_dir": str(tmp_path / "out")}
+                "overlays": 1, "predictions_dir": str(tmp_path / "out"), "nsd_tolerance_mm": 2.0}
     medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
                           "brats2019", "legacy", "t1ce", "wt", settings, 0, 1, CPU)
     original = nib.load(cases.iloc[0].t1ce)
@@ -126,3 +130,27 @@ def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin,
     assert table.loc[0, "method"] == "medsam2" and 0 <= table.loc[0, "dice"] <= 1
     assert table.loc[0, "volume_true_ml"] > 0
     assert (tmp_path / "out" / "Brats18_CBICA_AME_1.overlay.png").stat().st_size > 0
+
+
+def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real_data, standin, tmp_path):
+    cases, _ = discover(real_data / "BraTS2019", LEGACY, "brats2019")
+    write_tsv(cases, tmp_path / "cases.tsv")
+    write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
+    settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
+                "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
+                "overlays": 1, "predictions_dir": str(tmp_path / "out"), "nsd_tolerance_mm": 2.0}
+    seg = tmp_path / "seg.nii.gz"  # the real case with its enhancing tumour (label 4) relabelled as necrosis
+    image = nib.load(cases.iloc[0].seg)
+    labels = np.asanyarray(image.dataobj).copy()
+    labels[labels == 4] = 1
+    nib.save(nib.Nifti1Image(labels, image.affine, image.header), seg)
+    write_tsv(cases.assign(seg=str(seg)), tmp_path / "cases.tsv")
+    medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
+                          "brats2019", "legacy", "t1ce", "et", settings, 0, 1, CPU)
+    skipped = read_tsv(tmp_path / "out" / "skipped.tsv")
+    assert skipped.to_dict("records") == [
+        {"case_id": "Brats18_CBICA_AME_1", "reason": f"Brats18_CBICA_AME_1: region 'et' is empty in {seg}"}]
+    assert read_tsv(tmp_path / "out" / "metrics.tsv").empty
+    medsam2.collect_batches([tmp_path / "out"], tmp_path / "all", tmp_path / "m.tsv", tmp_path / "m2.tsv",
+                            tmp_path / "skipped.tsv")
+    assert read_tsv(tmp_path / "skipped.tsv").case_id.tolist() == ["Brats18_CBICA_AME_1"]

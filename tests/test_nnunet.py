@@ -15,7 +15,7 @@ import torch
 from sambrats import nnunet
 from sambrats.brats import write_case_tables
 from sambrats.metrics import METRIC_COLUMNS
-from sambrats.outputs import read_tsv
+from sambrats.outputs import read_tsv, write_tsv
 from sambrats.slices import load_sample, slice_image, write_slice_dataset
 from sambrats.splits import write_split
 from sambrats.synth import GLI, write_cohort
@@ -67,19 +67,22 @@ def test_all_four_contrasts_as_channels(prepared, tmp_path):
         np.testing.assert_array_equal(image, slice_image(case[name], row.slice_index, (0.5, 99.5)))
 
 
-def test_split_file_fold_0_is_our_train_and_val_split(prepared, tmp_path):
+def test_split_file_fold_0_is_our_train_and_val_split_of_the_cases_with_a_slice(prepared, tmp_path):
     tmp, _ = prepared
-    nnunet.write_split_file(tmp / "splits.tsv", tmp_path / "splits_final.json")
+    index = read_tsv(tmp / "slices/index.tsv")
+    without_slice = index.case_id[index.split == "train"].iloc[0]  # as if its region were empty
+    write_tsv(index[index.case_id != without_slice], tmp_path / "index.tsv")
+    nnunet.write_split_file(tmp_path / "index.tsv", tmp_path / "splits_final.json")
     (fold,) = json.loads((tmp_path / "splits_final.json").read_text())
     split = read_tsv(tmp / "splits.tsv")
-    assert fold["train"] == sorted(split.case_id[split.split == "train"])
+    assert fold["train"] == sorted(set(split.case_id[split.split == "train"]) - {without_slice})
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
     assert not set(fold["train"]) & set(split.case_id[split.split == "test"])
 
 
 def test_plan_train_resume_and_predict(prepared):
     tmp, root = prepared
-    nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "splits.tsv", processes=1)
+    nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=1)
     (fold,) = json.loads((root / "preprocessed" / NAME / "splits_final.json").read_text())
     split = read_tsv(tmp / "splits.tsv")
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
@@ -106,7 +109,7 @@ def test_plan_train_resume_and_predict(prepared):
     assert epochs_of_rerun == list(range(epochs_of_rerun[0], 5))
 
     nnunet.write_predictions(root, DATASET_ID, root / "raw" / NAME, tmp / "slices", tmp / "pred",
-                             tmp / "metrics.tsv", "brats2024", "cpu", processes=1)
+                             tmp / "metrics.tsv", "brats2024", "cpu", 2.0, processes=1)
     table = read_tsv(tmp / "metrics.tsv")
     assert table.columns.tolist() == METRIC_COLUMNS
     assert sorted(table.case_id) == sorted(split.case_id[split.split == "test"])
@@ -122,7 +125,7 @@ def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared,
     for name, seed in (("first", 5), ("again", 5), ("other", 6)):
         root = tmp_path / name
         nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
-        nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "splits.tsv", processes=2)
+        nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=2)
         fold = nnunet.train(root, DATASET_ID, 2, 3, 1, "cpu", seed=seed, processes=2)
         checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
         weights[name] = checkpoint["network_weights"]

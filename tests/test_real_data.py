@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from sambrats.brats import GLI, LEGACY, discover
 from sambrats.slices import extract_slice
 
 
-def expected_slice(seg_path):
-    """Largest whole-tumour axial slice and its box, computed independently of sambrats."""
+# The BraTS regions written out by hand from the challenges' definitions (labels per region).
+GLI_REGIONS = {"wt": [1, 2, 3], "tc": [1, 3], "et": [3], "any": [1, 2, 3, 4]}
+LEGACY_REGIONS = {"wt": [1, 2, 4], "tc": [1, 4], "et": [4], "any": [1, 2, 4]}
+
+
+def expected_slice(seg_path, labels=None):
+    """Largest axial slice of the labels (default: any label > 0) and its box, computed
+    independently of sambrats."""
     seg = np.asarray(nib.load(seg_path).get_fdata())
+    region = seg > 0 if labels is None else np.isin(seg, labels)
     best_k, best_area = 0, -1
     for k in range(seg.shape[2]):
-        area = int(np.count_nonzero(seg[:, :, k] > 0))
+        area = int(np.count_nonzero(region[:, :, k]))
         if area > best_area:
             best_k, best_area = k, area
-    i, j = np.nonzero(seg[:, :, best_k] > 0)
+    i, j = np.nonzero(region[:, :, best_k])
     return best_k, best_area, (int(i.min()), int(j.min()), int(i.max()), int(j.max()))
 
 
@@ -45,3 +53,19 @@ def test_real_brats2019_case(real_data):
     k, area, box = expected_slice(case.seg)
     sample = extract_slice(case.case_id, case.t1ce, case.seg, LEGACY, "wt", (0.5, 99.5))
     assert (sample.slice_index, sample.area, sample.box) == (k, area, box)
+
+
+@pytest.mark.parametrize("folder, layout, modality, regions", [
+    ("BraTS2024-GLI", GLI, "t2f", GLI_REGIONS),
+    ("BraTS2019", LEGACY, "t1ce", LEGACY_REGIONS),
+])
+def test_the_chosen_slice_of_every_region_on_the_real_cases(real_data, folder, layout, modality, regions):
+    accepted, _ = discover(real_data / folder, layout, "real")
+    case = accepted.iloc[0]
+    slices = {}
+    for region, labels in regions.items():
+        k, area, box = expected_slice(case.seg, labels)
+        sample = extract_slice(case.case_id, case[modality], case.seg, layout, region, (0.5, 99.5))
+        assert (sample.slice_index, sample.area, sample.box) == (k, area, box), region
+        slices[region] = k
+    assert len(set(slices.values())) > 1  # the regions pick different slices on a real case

@@ -37,12 +37,21 @@ def test_bootstrap_ci_contains_the_mean_and_is_seeded():
     assert (low, high) != report.bootstrap_ci(values, 5000, seed=4)
 
 
+def test_holm_on_a_worked_example():
+    # Holm (1979): sorted p 0.01, 0.02, 0.03, 0.04 times 4, 3, 2, 1, made monotone.
+    adjusted = report.holm([0.04, 0.01, np.nan, 0.03, 0.02])
+    np.testing.assert_allclose(adjusted, [0.06, 0.04, np.nan, 0.06, 0.06])
+    np.testing.assert_allclose(report.holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
+    assert report.holm([0.2]).tolist() == [0.2]  # a family of one is not adjusted
+
+
 def metrics_for(method, prompt, dices, cases=None, **extra):
     cases = cases or [f"c{i}" for i in range(len(dices))]
     rows = []
     for case, value in zip(cases, dices):
         rows.append({"case_id": case, "dataset": "brats2024", "method": method, "prompt": prompt, "dice": value,
-                     "iou": value / (2 - value), "area_true": 100, "area_pred": 100, "mask_file": "", **extra})
+                     "iou": value / (2 - value), "hd95": 10 * (1 - value), "nsd": value, "area_true": 100,
+                     "area_pred": 100, "mask_file": "", **extra})
     return pd.DataFrame(rows)
 
 
@@ -69,10 +78,32 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     table = report.comparison_table(metrics, resamples=1000, seed=0).set_index("row")
     assert (table.n == 3).all()
     assert table.loc["nnU-Net", "dice_mean"] == pytest.approx(0.6)
+    assert table.loc["nnU-Net", "hd95_mean"] == pytest.approx(4.0)
+    assert table.loc["nnU-Net", "nsd_median"] == pytest.approx(0.6)
+    assert np.isnan(table.loc["nnU-Net", "p_vs_nnunet"]) and np.isnan(table.loc["nnU-Net", "p_vs_nnunet_holm"])
     assert table.loc["LoRA-SAM + GT box", "p_vs_nnunet"] == 1.0  # identical on the common cases
     assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
+    np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
     assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 | 3 |" in md
+    assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
+    page = report.html(table.reset_index(), notes=["a stand-in <model>"])
+    assert "<td>YOLOv8m + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
+    assert "a stand-in &lt;model&gt;" in page and "<th>HD95 mm mean ± sd</th>" in page
+
+
+def test_holm_adjusts_within_each_dataset():
+    rng = np.random.default_rng(5)
+    frames = []
+    for dataset in ("brats2024", "brats2019"):
+        base = rng.uniform(0.6, 0.9, 12)
+        for method, prompt, shift in (("nnunet", "", 0), ("lora_sam", "gt_box", 0.1), ("lora_sam", "no_prompt", 0.02)):
+            frames.append(metrics_for(method, prompt, np.clip(base + shift + rng.normal(0, 0.03, 12), 0, 1))
+                          .assign(dataset=dataset))
+    table = report.comparison_table(pd.concat(frames), resamples=500, seed=0)
+    for _, rows in table.groupby("dataset"):
+        np.testing.assert_allclose(rows.p_vs_nnunet_holm.dropna(), report.holm(rows.p_vs_nnunet.dropna()))
+        assert (rows.p_vs_nnunet_holm.dropna() >= rows.p_vs_nnunet.dropna()).all()
 
 
 @pytest.fixture
@@ -91,7 +122,8 @@ def study(tmp_path):
             truth = load_sample(tmp_path / "slices", case_id).mask
             pred = np.roll(truth, len(rows) % 3, axis=1)
             np.savez_compressed(folder / f"{case_id}.npz", mask=pred)
-            rows.append(metrics_row(case_id, "brats2024", method, prompt, pred, truth, folder / f"{case_id}.npz"))
+            rows.append(metrics_row(case_id, "brats2024", method, prompt, pred, truth, folder / f"{case_id}.npz",
+                                    (1.0, 1.0), 2.0))
     write_tsv(metrics_table(rows), tmp_path / "metrics.tsv")
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_dice": [0.3, 0.6], "lr": [1e-3, 1e-4],
                             "seconds": [1.0, 1.0]})

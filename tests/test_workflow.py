@@ -197,8 +197,12 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     ]
     assert (table.n == 4).all()
     assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
+    assert (table.hd95_mean >= 0).all() and table.nsd_mean.between(0, 1).all()
+    assert table.p_vs_nnunet_holm[table.method != "nnunet"].notna().any()
     md = (workdir / "results/comparison.md").read_text()
-    assert "0.8687 / 0.8024" in md and "| val |" in md
+    assert "0.8687 / 0.8024" in md and "| val |" in md and "Holm-adjusted" in md
+    page = (workdir / "results/comparison.html").read_text()
+    assert "<td>LoRA-SAM + GT box</td>" in page and "HD95 mm mean ± sd" in page
     assert "MedSAM-2 is the stand-in standin-hiera-t" in md and "the base SAM is the stand-in tiny-sam-256" in md
     for name in ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves"):
         assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000

@@ -29,7 +29,10 @@ from .parallel import map_cases
 
 log = logging.getLogger(__name__)
 
-REGIONS = ("wt", "tc", "et")
+# Tumour regions as BraTS defines them per label convention; "rc" (the 2023/2024 resection
+# cavity) exists only in the GLI convention; "any" is the literal "label > 0" reading (the study's
+# notebook most likely used it: for BraTS 2024 it counts the resection cavity as tumour).
+REGIONS = ("wt", "tc", "et", "rc", "any")
 SEG = "seg"
 MAX_SEARCH_DEPTH = 3
 
@@ -66,11 +69,12 @@ GLI = Layout(
     separator="-",
     modalities=("t1n", "t1c", "t2w", "t2f"),
     labels=frozenset({0, 1, 2, 3, 4}),
-    # The study defines the whole tumour as any label > 0 (resection cavity included).
     region_labels={
-        "wt": frozenset({1, 2, 3, 4}),
+        "wt": frozenset({1, 2, 3}),
         "tc": frozenset({1, 3}),
         "et": frozenset({3}),
+        "rc": frozenset({4}),
+        "any": frozenset({1, 2, 3, 4}),
     },
     example_case="BraTS-GLI-00000-000",
 )
@@ -86,6 +90,7 @@ LEGACY = Layout(
         "wt": frozenset({1, 2, 4}),
         "tc": frozenset({1, 4}),
         "et": frozenset({4}),
+        "any": frozenset({1, 2, 4}),
     },
     example_case="HGG/BraTS19_2013_2_1",
 )
@@ -140,9 +145,10 @@ def resolve_modality(layout: Layout, modality: str) -> str:
 
 
 def region_mask(seg: np.ndarray, layout: Layout, region: str) -> np.ndarray:
-    """Binary mask of a tumour region (``wt``, ``tc`` or ``et``) of a seg in the layout's labels."""
+    """Binary mask of a tumour region (see ``REGIONS``) of a seg in the layout's labels."""
     if region not in layout.region_labels:
-        raise ValueError(f"unknown region {region!r}; choose one of {list(REGIONS)}")
+        raise ValueError(f"region {region!r} does not exist in the {layout.description} label convention; "
+                         f"choose one of {list(layout.region_labels)}")
     lookup = np.zeros(max(layout.labels) + 1, dtype=bool)
     lookup[sorted(layout.region_labels[region])] = True
     return lookup[seg]

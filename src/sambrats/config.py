@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .brats import get_layout
 from .splits import SPLITS
 
 DEMO_HINT = "to try the workflow without data: snakemake --cores 2 --configfile config/demo.yaml"
@@ -59,6 +60,12 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
             )
         if root != synthetic_root(dataset) and not (workdir / root).is_dir():
             raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
+        layout = get_layout(settings["layout"])
+        if config["region"] not in layout.region_labels:
+            raise ConfigError(
+                f"config key region = {config['region']!r}: no such region in {dataset}'s {layout.description} "
+                f"label convention (it has {', '.join(layout.region_labels)})"
+            )
     missing = [name for name in config["medsam2"]["datasets"] if name not in config["datasets"]]
     if "medsam2" in config["methods"] and missing:
         raise ConfigError(

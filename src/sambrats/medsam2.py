@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
 from .devices import autocast
-from .metrics import dice, iou
+from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, staged_file, write_tsv
 from .seeding import seed_everything
-from .slices import axial_slice, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
+from .slices import axial_slice, axial_spacing, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +159,18 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
+class RegionAbsent(ValueError):
+    """A case without the evaluated region: there is no key slice to prompt."""
+
+
 def segment_case(predictor, row: dict, layout, modality: str, region: str, settings: dict, device):
     """MedSAM-2 on one case: (prediction and truth [i, j, k], image, key slice, box, visits)."""
     image, volume = read_volume(Path(row[modality]))
     _, seg = load_labels(Path(row["seg"]), layout)
     truth = region_mask(seg, layout, region)
-    key, _ = largest_area_slice(truth)
+    key, area = largest_area_slice(truth)
+    if area == 0:
+        raise RegionAbsent(f"{row['case_id']}: region {region!r} is empty in {row['seg']}")
     key_mask = axial_slice(truth, key)
     box = tight_box(key_mask)
     if settings["box_jitter"]:
@@ -179,23 +185,20 @@ def segment_case(predictor, row: dict, layout, modality: str, region: str, setti
     return prediction, truth, image, key, box, visits
 
 
-def case_metrics(case_id, dataset, prediction, truth, key, box, zooms, slice_index, mask_file) -> tuple[dict, dict]:
+def case_metrics(case_id, dataset, prediction, truth, key, box, zooms, slice_index, mask_file,
+                 tolerance_mm: float) -> tuple[dict, dict]:
     """Rows of the 3D table and of the table restricted to the slice dataset's slice."""
     voxel_ml = float(np.prod(zooms)) / 1000
-    row3d = {
-        "case_id": case_id, "dataset": dataset, "method": "medsam2", "prompt": "3d",
-        "dice": dice(prediction, truth), "iou": iou(prediction, truth),
-        "area_true": int(truth.sum()), "area_pred": int(prediction.sum()), "mask_file": str(mask_file),
-        "key_slice": key, "prompt_box": ",".join(map(str, box)),
-        "key_slice_dice": dice(prediction[:, :, key], truth[:, :, key]),
-        "volume_true_ml": truth.sum() * voxel_ml, "volume_pred_ml": prediction.sum() * voxel_ml,
-        "slices_predicted": int(prediction.any(axis=(0, 1)).sum()),
-    }
+    row3d = metrics_row(
+        case_id, dataset, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
+        key_slice=key, prompt_box=",".join(map(str, box)),
+        key_slice_dice=dice(prediction[:, :, key], truth[:, :, key]),
+        volume_true_ml=truth.sum() * voxel_ml, volume_pred_ml=prediction.sum() * voxel_ml,
+        slices_predicted=int(prediction.any(axis=(0, 1)).sum()),
+    )
     k = key if slice_index is None else int(slice_index)
-    pred2d, true2d = axial_slice(prediction, k), axial_slice(truth, k)
-    row2d = {"case_id": case_id, "dataset": dataset, "method": "medsam2", "prompt": "key_slice",
-             "dice": dice(pred2d, true2d), "iou": iou(pred2d, true2d), "area_true": int(true2d.sum()),
-             "area_pred": int(pred2d.sum()), "mask_file": str(mask_file), "slice_index": k}
+    row2d = metrics_row(case_id, dataset, "medsam2", "key_slice", axial_slice(prediction, k), axial_slice(truth, k),
+                        mask_file, axial_spacing(zooms), tolerance_mm, slice_index=k)
     return row3d, row2d
 
 
@@ -245,16 +248,23 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
     if slices_index and Path(slices_index).is_file():
         index = read_tsv(slices_index)
         slice_of = dict(zip(index.case_id, index.slice_index))
-    rows3d, rows2d = [], []
+    rows3d, rows2d, skipped = [], [], []
     with staged_directory(out_dir) as folder:
         for number, row in enumerate(tqdm(cases.to_dict("records"), desc=f"MedSAM-2 {dataset}", unit="case")):
-            prediction, truth, image, key, box, _ = segment_case(predictor, row, layout, modality, region, settings, device)
+            try:
+                prediction, truth, image, key, box, _ = segment_case(predictor, row, layout, modality, region,
+                                                                     settings, device)
+            except RegionAbsent as absent:
+                log.warning("skipped %s", absent)
+                skipped.append({"case_id": row["case_id"], "reason": str(absent)})
+                continue
             mask_file = Path(settings["predictions_dir"]) / f"{row['case_id']}.nii.gz"
             out = nib.Nifti1Image(prediction.astype(np.uint8), image.affine, image.header)
             out.set_data_dtype(np.uint8)
             nib.save(out, folder / f"{row['case_id']}.nii.gz")
             row3d, row2d = case_metrics(row["case_id"], dataset, prediction, truth, key, box,
-                                        image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file)
+                                        image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file,
+                                        settings["nsd_tolerance_mm"])
             rows3d.append(row3d)
             rows2d.append(row2d)
             log.info("%s: 3D Dice %.4f, key-slice Dice %.4f", row["case_id"], row3d["dice"], row3d["key_slice_dice"])
@@ -262,11 +272,12 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
                 plot_overlay(np.asanyarray(image.dataobj), truth, prediction, key,
                              folder / f"{row['case_id']}.overlay.png",
                              f"{row['case_id']}: MedSAM-2 3D Dice {row3d['dice']:.3f}")
-        write_tsv(pd.DataFrame(rows3d), folder / "metrics.tsv")
-        write_tsv(pd.DataFrame(rows2d), folder / "metrics_2d.tsv")
+        write_tsv(metrics_table(rows3d), folder / "metrics.tsv")
+        write_tsv(metrics_table(rows2d), folder / "metrics_2d.tsv")
+        write_tsv(pd.DataFrame(skipped, columns=["case_id", "reason"]), folder / "skipped.tsv")
 
 
-def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path) -> None:
+def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path, skipped_path) -> None:
     """Masks and overlays of every batch into one folder; the batch tables concatenated."""
     import shutil
 
@@ -275,6 +286,7 @@ def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path) 
             for item in Path(batch).iterdir():
                 if item.suffix in (".gz", ".png"):
                     shutil.copy2(item, folder / item.name)
-    for name, path in (("metrics.tsv", metrics_path), ("metrics_2d.tsv", metrics_2d_path)):
+    for name, path in (("metrics.tsv", metrics_path), ("metrics_2d.tsv", metrics_2d_path),
+                       ("skipped.tsv", skipped_path)):
         tables = [read_tsv(Path(batch) / name) for batch in batch_dirs]
         write_tsv(pd.concat(tables, ignore_index=True).sort_values("case_id"), path)

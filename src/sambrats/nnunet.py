@@ -95,19 +95,21 @@ def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channel
         (folder / "dataset.json").write_text(json.dumps(description, indent=2))
 
 
-def plan_and_preprocess(root, dataset_id: int, splits_path, processes: int = 2) -> None:
+def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2) -> None:
     """nnU-Net's fingerprint, 2D plan and preprocessing (integrity check on); fold 0 = our split."""
     env = environment(root, processes)
     run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
                                "-np", str(processes), "--verify_dataset_integrity"), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
-    write_split_file(splits_path, folder / "splits_final.json")
+    write_split_file(slices_index, folder / "splits_final.json")
 
 
-def write_split_file(splits_path, out_path) -> None:
-    """splits_final.json with one fold: our train cases train, our val cases validate."""
-    split = read_tsv(splits_path)
+def write_split_file(slices_index, out_path) -> None:
+    """splits_final.json with one fold: our train cases train, our val cases validate; read from
+    the slice index, so that a case without a slice of the region (in the raw dataset neither)
+    is in no fold."""
+    split = read_tsv(slices_index)
     fold = {name: sorted(split.case_id[split.split == name]) for name in ("train", "val")}
     Path(out_path).write_text(json.dumps([fold], indent=2))
 
@@ -202,7 +204,7 @@ def predict(root, dataset_id: int, raw_dir, out_dir, device: str, processes: int
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      device: str, processes: int = 2) -> None:
+                      device: str, tolerance_mm: float, processes: int = 2) -> None:
     """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table."""
     index = read_tsv(Path(slices_dir) / "index.tsv")
     rows = []
@@ -211,8 +213,9 @@ def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metri
         for case_id in index.case_id[index.split == "test"]:
             mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
             np.savez_compressed(folder / f"{case_id}.npz", mask=mask)
-            truth = load_sample(slices_dir, case_id).mask
-            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth, Path(out_dir) / f"{case_id}.npz"))
+            truth = load_sample(slices_dir, case_id)
+            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth.mask, Path(out_dir) / f"{case_id}.npz",
+                                    truth.spacing, tolerance_mm))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
     log.info("nnU-Net: Dice %.4f, IoU %.4f (n=%d)", table.dice.mean(), table.iou.mean(), len(table))

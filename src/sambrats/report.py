@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,14 @@ ROWS = (
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
 )
 BASELINE = ROWS[0]  # nnU-Net: the paired tests compare against it
-COLUMNS = ["row", "method", "prompt", "dataset", "n", "dice_mean", "dice_sd", "dice_median", "dice_ci_low",
-           "dice_ci_high", "iou_mean", "iou_sd", "p_vs_nnunet", "fallbacks", "reference_dice", "reference_iou"]
+METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
+STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
+COLUMNS = (["row", "method", "prompt", "dataset", "n"]
+           + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS]
+           + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
+TEST_NOTE = ("p vs nnU-Net: two-sided paired Wilcoxon signed-rank test of the per-case Dice against nnU-Net "
+             "on the same cases, Holm-adjusted over the rows of each dataset (the raw p-values are in "
+             "comparison.tsv); nnU-Net has none against itself. 95% CI: seeded percentile bootstrap of the mean.")
 
 
 def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -63,6 +70,19 @@ def paired_wilcoxon(a, b) -> float:
     return float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
 
 
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN, outside the family)."""
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p_values, np.nan)
+    tested = np.flatnonzero(~np.isnan(p_values))
+    order = tested[np.argsort(p_values[tested], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
 def load_metrics(paths) -> pd.DataFrame:
     """All per-case metrics tables in one frame (empty prompts stay empty strings)."""
     tables = [read_tsv(path) for path in paths]
@@ -71,6 +91,13 @@ def load_metrics(paths) -> pd.DataFrame:
     if "fallback" in table:
         table["fallback"] = table["fallback"].fillna("").astype(str)
     return table
+
+
+def summary(values: pd.Series, resamples: int, seed: int) -> dict[str, float]:
+    """Mean, sd, median and bootstrap CI of one metric over the cases."""
+    low, high = bootstrap_ci(values, resamples, seed)
+    return {"mean": values.mean(), "sd": values.std(ddof=1) if len(values) > 1 else 0.0,
+            "median": values.median(), "ci_low": low, "ci_high": high}
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
@@ -90,35 +117,49 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         if group.empty:
             continue
         baseline = groups.get((BASELINE, dataset))
-        p_value = paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if baseline is not None else np.nan
-        low, high = bootstrap_ci(group.dice, resamples, seed)
+        tested = baseline is not None and row is not BASELINE
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
-        records.append({
-            "row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "n": len(group),
-            "dice_mean": group.dice.mean(), "dice_sd": group.dice.std(ddof=1) if len(group) > 1 else 0.0,
-            "dice_median": group.dice.median(), "dice_ci_low": low, "dice_ci_high": high,
-            "iou_mean": group.iou.mean(), "iou_sd": group.iou.std(ddof=1) if len(group) > 1 else 0.0,
-            "p_vs_nnunet": p_value, "fallbacks": fallbacks,
-            "reference_dice": row.reference_dice, "reference_iou": row.reference_iou,
+        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "n": len(group),
+                  "p_vs_nnunet": paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if tested else np.nan,
+                  "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
+        for metric in METRICS:
+            for statistic, value in summary(group[metric], resamples, seed).items():
+                record[f"{metric}_{statistic}"] = value
+        records.append(record)
+    table = pd.DataFrame(records, columns=COLUMNS)
+    for _, rows in table.groupby("dataset"):
+        table.loc[rows.index, "p_vs_nnunet_holm"] = holm(rows.p_vs_nnunet)
+    return table
+
+
+def fmt(value, digits=4) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as people read it: one formatted column per statistic."""
+    rows = []
+    for r in table.itertuples():
+        label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
+        rows.append({
+            "method": label, "dataset": r.dataset, "n": str(r.n),
+            "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}", "Dice median": fmt(r.dice_median),
+            "Dice 95% CI": f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}]",
+            "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
+            "HD95 mm mean ± sd": f"{fmt(r.hd95_mean, 2)} ± {fmt(r.hd95_sd, 2)}",
+            "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
+            "p vs nnU-Net (Wilcoxon, Holm)": fmt(r.p_vs_nnunet_holm, 3),
+            "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
         })
-    return pd.DataFrame(records, columns=COLUMNS)
+    return pd.DataFrame(rows)
 
 
 def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=()) -> str:
-    """The comparison as a Markdown table (plus YOLO detection metrics and notes when given)."""
-    def fmt(value, digits=4):
-        return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
-
-    lines = ["| method | dataset | n | Dice mean ± sd | Dice median | Dice 95% CI | IoU mean ± sd | p vs nnU-Net | study Dice / IoU |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
-        p_value = "–" if np.isnan(r.p_vs_nnunet) or r.method == "nnunet" else f"{r.p_vs_nnunet:.3g}"
-        lines.append(
-            f"| {label} | {r.dataset} | {r.n} | {fmt(r.dice_mean)} ± {fmt(r.dice_sd)} | {fmt(r.dice_median)} | "
-            f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}] | {fmt(r.iou_mean)} ± {fmt(r.iou_sd)} | {p_value} | "
-            f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)} |"
-        )
+    """The comparison as a Markdown table (plus the test named, YOLO detection metrics and notes)."""
+    shown = display_table(table)
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
+    lines += ["", TEST_NOTE]
     if detection is not None:
         lines += ["", "| YOLO detector | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|"]
         for d in detection.itertuples():
@@ -131,16 +172,27 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=(
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(metric_paths, detection_path, tsv_path, md_path, resamples: int, seed: int, notes=()) -> None:
-    """comparison.tsv and comparison.md (with ``notes``, e.g. on stand-in models) from every
-    method's metrics table."""
+def html(table: pd.DataFrame, notes=()) -> str:
+    """The comparison as an HTML page for the Snakemake report (numbers inline, the test named)."""
+    paragraphs = "".join(f"<p>{escape(text)}</p>" for text in (TEST_NOTE, *notes))
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Comparison</title></head><body>"
+            + display_table(table).to_html(index=False, border=1) + paragraphs + "</body></html>\n")
+
+
+def write_comparison(metric_paths, detection_path, tsv_path, md_path, html_path, resamples: int, seed: int,
+                     notes=()) -> None:
+    """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models) from every method's
+    metrics table."""
     table = comparison_table(load_metrics(metric_paths), resamples, seed)
     write_tsv(table, tsv_path)
     detection = read_tsv(detection_path) if detection_path else None
     with staged_file(md_path) as tmp:
         Path(tmp).write_text(markdown(table, detection, notes))
+    with staged_file(html_path) as tmp:
+        Path(tmp).write_text(html(table, notes))
     for r in table.itertuples():
-        log.info("%s: Dice %.4f (study %s), n=%d", r.row, r.dice_mean, r.reference_dice, r.n)
+        log.info("%s: Dice %.4f (study %s), HD95 %.2f mm, NSD %.4f, n=%d", r.row, r.dice_mean, r.reference_dice,
+                 r.hd95_mean, r.nsd_mean, r.n)
 
 
 def row_label(method: str, prompt: str) -> str:
@@ -186,15 +238,16 @@ def plot_distributions(metrics: pd.DataFrame, folder: Path) -> list[Path]:
 
     plt = _pyplot()
     table = study_rows(metrics)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.55 * table.row.nunique() + 2), sharey=True)
-    for axis, metric in zip(axes, ("dice", "iou")):
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 0.55 * table.row.nunique() + 2),
+                             sharey=True)
+    for axis, (metric, name) in zip(axes, METRICS.items()):
         sns.boxplot(data=table, x=metric, y="row", ax=axis, color="lightsteelblue", showfliers=False)
         sns.stripplot(data=table, x=metric, y="row", ax=axis, color="black", size=3, alpha=0.6)
-        axis.set_xlabel(f"{'Dice' if metric == 'dice' else 'IoU'} per test case")
+        axis.set_xlabel(f"{name} per test case")
         axis.set_ylabel("")
-        axis.set_xlim(0, 1)
-    axes[0].set_title("Dice per method")
-    axes[1].set_title("IoU per method")
+        axis.set_title(f"{name} per method")
+        if metric != "hd95":
+            axis.set_xlim(0, 1)
     fig.suptitle(f"Test-case distributions (n = {table.case_id.nunique()} cases)")
     return save_figure(fig, folder, "distributions")
 

@@ -404,7 +404,8 @@ def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed:
 
 
 def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      jitters: list[int], seed: int, device_name: str = "auto", yolo_boxes=None) -> None:
+                      jitters: list[int], seed: int, tolerance_mm: float, device_name: str = "auto",
+                      yolo_boxes=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
     GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
     table, the mode ``yolo_box`` (the automatic pipeline) joins, following its no-detection policy."""
@@ -438,7 +439,7 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
                 np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
                 rows.append(metrics_row(sample.case_id, dataset, method, name.removeprefix("zeroshot_"),
                                         mask, sample.mask, Path(out_dir) / name / f"{sample.case_id}.npz",
-                                        prompt_box="" if box is None else ",".join(map(str, box)),
+                                        sample.spacing, tolerance_mm, prompt_box="" if box is None else ",".join(map(str, box)),
                                         **extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)

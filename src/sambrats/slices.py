@@ -37,6 +37,7 @@ class SliceSample:
     image: np.ndarray  # float32 [H, W] in [0, 1]
     mask: np.ndarray  # uint8 [H, W] in {0, 1}
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 inclusive
+    spacing: tuple[float, float] = (1.0, 1.0)  # mm per row, mm per column
 
     @property
     def area(self) -> int:
@@ -53,6 +54,11 @@ def largest_area_slice(mask: np.ndarray) -> tuple[int, int]:
 def axial_slice(volume: np.ndarray, k: int) -> np.ndarray:
     """Slice ``k`` as a 2D image with row = j and column = i."""
     return np.ascontiguousarray(volume[:, :, k].T)
+
+
+def axial_spacing(zooms) -> tuple[float, float]:
+    """Pixel size in mm (row, column) of an axial slice of a volume with voxel size ``zooms``."""
+    return float(zooms[1]), float(zooms[0])
 
 
 def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -89,14 +95,14 @@ def extract_slice(
     percentiles: tuple[float, float],
 ) -> SliceSample:
     """The largest-area axial slice of one case, normalised, with its mask and box."""
-    _, seg = load_labels(Path(seg_path), layout)
+    seg_image, seg = load_labels(Path(seg_path), layout)
     mask3d = region_mask(seg, layout, region)
     k, area = largest_area_slice(mask3d)
     if area == 0:
         raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
     image = slice_image(image_path, k, percentiles)
     mask = axial_slice(mask3d, k).astype(np.uint8)
-    return SliceSample(case_id, k, image, mask, tight_box(mask))
+    return SliceSample(case_id, k, image, mask, tight_box(mask), axial_spacing(seg_image.header.get_zooms()))
 
 
 def slice_image(image_path, k: int, percentiles: tuple[float, float]) -> np.ndarray:
@@ -113,6 +119,7 @@ def save_sample(sample: SliceSample, folder: Path) -> None:
         mask=sample.mask,
         box=np.asarray(sample.box, dtype=np.int32),
         slice_index=np.int32(sample.slice_index),
+        spacing=np.asarray(sample.spacing, dtype=np.float64),
     )
     pixels = np.round(sample.image * 255).astype(np.uint8)
     Image.fromarray(pixels, mode="L").save(folder / f"{sample.case_id}.png")
@@ -126,6 +133,7 @@ def load_sample(folder: Path, case_id: str) -> SliceSample:
             data["image"],
             data["mask"],
             tuple(int(v) for v in data["box"]),
+            tuple(float(v) for v in data["spacing"]),
         )
 
 
