@@ -193,6 +193,22 @@ def training_logs(wildcards):
     return logs
 
 
+def method_inputs():
+    """What each method saw, by method and dataset, for the comparison table."""
+    slice_input = f"{dataset_config(config['dataset_2d'])['modality']} slice"
+    two_d = {
+        "nnunet": f"{'+'.join(nnunet_channels())} slice",
+        "sam_zeroshot": f"{slice_input}, GT box",
+        "lora_sam": f"{slice_input}, box as in the row",
+    }
+    inputs = {method: {config["dataset_2d"]: text} for method, text in two_d.items()}
+    inputs["medsam2"] = {
+        dataset: f"{config['medsam2']['modalities'][dataset]} volume, one box on the key slice"
+        for dataset in config["medsam2"]["datasets"]
+    }
+    return inputs
+
+
 def stand_in_notes():
     """What the comparison must say about stand-in models of this config."""
     notes = []

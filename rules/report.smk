@@ -33,6 +33,7 @@ rule compare_methods:
         resamples=config["comparison"]["bootstrap_resamples"],
         seed=config["seed"],
         notes=stand_in_notes(),
+        inputs=method_inputs(),
     script:
         "../scripts/compare_methods.py"
 

@@ -13,4 +13,5 @@ write_comparison(
     snakemake.params.resamples,
     snakemake.params.seed,
     snakemake.params.notes,
+    snakemake.params.inputs,
 )

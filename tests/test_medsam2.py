@@ -6,6 +6,7 @@ import re
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -154,3 +155,14 @@ def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real
     medsam2.collect_batches([tmp_path / "out"], tmp_path / "all", tmp_path / "m.tsv", tmp_path / "m2.tsv",
                             tmp_path / "skipped.tsv")
     assert read_tsv(tmp_path / "skipped.tsv").case_id.tolist() == ["Brats18_CBICA_AME_1"]
+
+
+def test_batches_cover_every_case_once_with_its_split():
+    cases = pd.DataFrame({"case_id": [f"c{i}" for i in range(7)], "seg": "x"})
+    splits = pd.DataFrame({"case_id": [f"c{i}" for i in range(7)], "split": ["train"] * 4 + ["val", "test", "test"]})
+    batches = [medsam2.batch_cases(cases, splits, batch, 3) for batch in range(3)]
+    assert sorted(sum((b.case_id.tolist() for b in batches), [])) == sorted(cases.case_id)
+    assert [len(b) for b in batches] == [3, 2, 2]
+    together = pd.concat(batches).set_index("case_id")
+    assert together.loc["c5", "split"] == "test" and together.loc["c0", "split"] == "train"
+    assert medsam2.batch_cases(cases, splits, 7, 8).empty  # more batches than cases: an empty batch

@@ -85,7 +85,7 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
     np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
-    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 | 3 |" in md
+    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 |  | 3 |" in md
     assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
     page = report.html(table.reset_index(), notes=["a stand-in <model>"])
     assert "<td>YOLOv8m + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
@@ -180,3 +180,20 @@ def test_rows_of_another_dataset_are_compared_within_their_own_dataset():
     assert table.loc["MedSAM-2 zero-shot, 3D", "dataset"] == "brats2019"
     assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 2 and table.loc["LoRA-SAM + GT box", "n"] == 2
     assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"])  # no nnU-Net on brats2019
+
+
+def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
+    test_cases, train_cases = ["a", "b", "c"], ["d", "e"]
+    medsam2 = metrics_for("medsam2", "3d", [0.5, 0.6, 0.7, 0.9, 0.9], test_cases + train_cases)
+    medsam2["split"] = ["test"] * 3 + ["train"] * 2
+    metrics = pd.concat([metrics_for("nnunet", "", [0.6, 0.7, 0.8], test_cases), medsam2])
+    inputs = {"nnunet": {"brats2024": "t2f slice"}, "medsam2": {"brats2024": "t1c volume"}}
+    table = report.comparison_table(metrics, resamples=500, seed=0, inputs=inputs).set_index("row")
+    assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 3
+    assert table.loc["MedSAM-2 zero-shot, 3D", "dice_mean"] == pytest.approx(0.6)
+    assert table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"] < 1  # paired with nnU-Net on the test cases
+    assert table.loc["MedSAM-2 zero-shot, 3D, all cases", "n"] == 5
+    assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D, all cases", "p_vs_nnunet"])  # nnU-Net has no train cases
+    assert table.loc["nnU-Net", "n"] == 3  # the all-cases row does not narrow the shared cases
+    assert table.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1c volume"
+    assert "| MedSAM-2 zero-shot, 3D, all cases | brats2024 | t1c volume | 5 |" in report.markdown(table.reset_index())

@@ -62,7 +62,7 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
         assert result.stdout.count(f"rule {rule}:") == 2
     for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes"):
         assert result.stdout.count(f"rule {rule}:") == 1
-    assert result.stdout.count("rule medsam2_predict:") == 8  # n_batches of the paper config
+    assert result.stdout.count("rule medsam2_predict:") == 16  # n_batches of the paper config, both datasets
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
@@ -193,10 +193,13 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8m + LoRA-SAM",
-        "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, key slice",
+        "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
     ]
-    assert (table.n == 4).all()
+    all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
+    assert (table.n[~all_cases] == 4).all() and (table.n[all_cases] == 20).all()  # test split / every case
     assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
+    assert table.set_index("row").loc["nnU-Net", "input"] == "t2f slice"
+    assert table.set_index("row").loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce volume, one box on the key slice"
     assert (table.hd95_mean >= 0).all() and table.nsd_mean.between(0, 1).all()
     assert table.p_vs_nnunet_holm[table.method != "nnunet"].notna().any()
     md = (workdir / "results/comparison.md").read_text()
@@ -219,7 +222,8 @@ def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
     cases = read_tsv(workdir / "results/cases/brats2019.tsv").set_index("case_id")
     metrics = read_tsv(workdir / "results/medsam2/brats2019/metrics.tsv")
     split = read_tsv(workdir / "results/splits/brats2019.tsv")
-    assert sorted(metrics.case_id) == sorted(split.case_id[split.split == "test"])  # both batches
+    assert sorted(metrics.case_id) == sorted(cases.index)  # zero-shot: every case, over both batches
+    assert dict(zip(metrics.case_id, metrics.split)) == dict(zip(split.case_id, split.split))
     for case_id in metrics.case_id:
         predicted = nib.load(workdir / f"results/medsam2/predictions/brats2019/{case_id}.nii.gz")
         original = nib.load(workdir / cases.loc[case_id, "t1ce"])

@@ -230,15 +230,16 @@ def plot_overlay(image_volume, truth, prediction, key, path, title) -> None:
 
 
 def batch_cases(cases: pd.DataFrame, splits: pd.DataFrame, batch: int, n_batches: int) -> pd.DataFrame:
-    """The test cases of one batch (every n-th test case, in case order)."""
-    test = sorted(splits.case_id[splits.split == "test"])
-    chosen = set(test[batch::n_batches])
-    return cases[cases.case_id.isin(chosen)].sort_values("case_id")
+    """The cases of one batch (every n-th accepted case, in case order) with their split: zero-shot
+    needs no training data, so MedSAM-2 segments every case, and the comparison picks the test split."""
+    chosen = sorted(cases.case_id)[batch::n_batches]
+    batch_table = cases[cases.case_id.isin(chosen)].sort_values("case_id")
+    return batch_table.merge(splits[["case_id", "split"]], on="case_id", how="left")
 
 
 def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, dataset: str, layout_name: str,
                   modality: str, region: str, settings: dict, batch: int, n_batches: int, device) -> None:
-    """One batch of test cases: NIfTI masks, both metrics tables and overlay PNGs in ``out_dir``."""
+    """One batch of cases: NIfTI masks, both metrics tables (with each case's split) and overlay PNGs in ``out_dir``."""
     layout = get_layout(layout_name)
     modality = resolve_modality(layout, modality)
     seed_everything(settings["seed"])
@@ -265,8 +266,8 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
             row3d, row2d = case_metrics(row["case_id"], dataset, prediction, truth, key, box,
                                         image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file,
                                         settings["nsd_tolerance_mm"])
-            rows3d.append(row3d)
-            rows2d.append(row2d)
+            rows3d.append({**row3d, "split": row["split"]})
+            rows2d.append({**row2d, "split": row["split"]})
             log.info("%s: 3D Dice %.4f, key-slice Dice %.4f", row["case_id"], row3d["dice"], row3d["key_slice_dice"])
             if batch == 0 and number < settings["overlays"]:
                 plot_overlay(np.asanyarray(image.dataobj), truth, prediction, key,

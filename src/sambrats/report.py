@@ -27,6 +27,7 @@ class Row:
     prompt: str
     reference_dice: float | None = None
     reference_iou: float | None = None
+    cases: str = "test"  # "test": the test split, shared by the dataset's rows; "all": every case
 
 
 # The study's rows, in the order of its table, with its test Dice / IoU.
@@ -39,12 +40,13 @@ ROWS = (
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("YOLOv8m + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),
     Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d"),
+    Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all"),
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
 )
 BASELINE = ROWS[0]  # nnU-Net: the paired tests compare against it
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
-COLUMNS = (["row", "method", "prompt", "dataset", "n"]
+COLUMNS = (["row", "method", "prompt", "dataset", "input", "n"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("p vs nnU-Net: two-sided paired Wilcoxon signed-rank test of the per-case Dice against nnU-Net "
@@ -100,26 +102,39 @@ def summary(values: pd.Series, resamples: int, seed: int) -> dict[str, float]:
             "median": values.median(), "ci_low": low, "ci_high": high}
 
 
-def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """One row per study row and dataset present in ``metrics``; within a dataset every row is
-    computed on the cases all of that dataset's rows share (``n``)."""
+def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
+    """The per-case rows of a study row: its method and prompt, on the test split unless ``row.cases``
+    is "all" (a table without a split column holds test cases only)."""
+    selected = metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)]
+    if row.cases == "test" and "split" in selected:
+        selected = selected[selected.split.isna() | selected.split.isin(["", "test"])]
+    return selected
+
+
+def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None) -> pd.DataFrame:
+    """One row per study row and dataset present in ``metrics``; within a dataset every test-split
+    row is computed on the cases all of them share (``n``); an all-cases row on its own cases.
+    ``inputs``: what each method saw, ``{method: {dataset: text}}``."""
+    inputs = inputs or {}
     groups = {}
     for row in ROWS:
-        selected = metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)]
-        for dataset, group in selected.groupby("dataset", sort=True):
+        for dataset, group in row_metrics(metrics, row).groupby("dataset", sort=True):
             groups[(row, dataset)] = group.set_index("case_id").sort_index()
     common = {}
     for (row, dataset), group in groups.items():
-        common[dataset] = common.get(dataset, set(group.index)) & set(group.index)
+        if row.cases == "test":
+            common[dataset] = common.get(dataset, set(group.index)) & set(group.index)
     records = []
     for (row, dataset), group in sorted(groups.items(), key=lambda item: (ROWS.index(item[0][0]), item[0][1])):
-        group = group.loc[sorted(common[dataset])]
+        if row.cases == "test":
+            group = group.loc[sorted(common[dataset])]
         if group.empty:
             continue
         baseline = groups.get((BASELINE, dataset))
-        tested = baseline is not None and row is not BASELINE
+        tested = baseline is not None and row is not BASELINE and row.cases == "test"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
-        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "n": len(group),
+        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset,
+                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(group),
                   "p_vs_nnunet": paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if tested else np.nan,
                   "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
         for metric in METRICS:
@@ -142,7 +157,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     for r in table.itertuples():
         label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
         rows.append({
-            "method": label, "dataset": r.dataset, "n": str(r.n),
+            "method": label, "dataset": r.dataset, "input": r.input, "n": str(r.n),
             "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}", "Dice median": fmt(r.dice_median),
             "Dice 95% CI": f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}]",
             "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
@@ -180,10 +195,10 @@ def html(table: pd.DataFrame, notes=()) -> str:
 
 
 def write_comparison(metric_paths, detection_path, tsv_path, md_path, html_path, resamples: int, seed: int,
-                     notes=()) -> None:
-    """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models) from every method's
-    metrics table."""
-    table = comparison_table(load_metrics(metric_paths), resamples, seed)
+                     notes=(), inputs=None) -> None:
+    """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
+    saw) from every method's metrics table."""
+    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs)
     write_tsv(table, tsv_path)
     detection = read_tsv(detection_path) if detection_path else None
     with staged_file(md_path) as tmp:
