@@ -114,13 +114,19 @@ def test_3d_and_slice_metrics_on_known_volumes():
     assert other["hd95"] == pytest.approx(np.sqrt(6**2 + 6**2))  # nothing predicted on slice 2: the worst value
 
 
-def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin, tmp_path):
+def real_case_tables(real_data, tmp_path):
+    """The real BraTS 2019 case as a one-case test split, and the MedSAM-2 settings of a batch."""
     cases, _ = discover(real_data / "BraTS2019", LEGACY, "brats2019")
     write_tsv(cases, tmp_path / "cases.tsv")
     write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
     settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
                 "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
                 "overlays": 1, "predictions_dir": str(tmp_path / "out"), "nsd_tolerance_mm": 2.0}
+    return cases, settings
+
+
+def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin, tmp_path):
+    cases, settings = real_case_tables(real_data, tmp_path)
     medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
                           "brats2019", "legacy", "t1ce", "wt", settings, 0, 1, CPU)
     original = nib.load(cases.iloc[0].t1ce)
@@ -134,12 +140,7 @@ def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin,
 
 
 def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real_data, standin, tmp_path):
-    cases, _ = discover(real_data / "BraTS2019", LEGACY, "brats2019")
-    write_tsv(cases, tmp_path / "cases.tsv")
-    write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
-    settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
-                "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
-                "overlays": 1, "predictions_dir": str(tmp_path / "out"), "nsd_tolerance_mm": 2.0}
+    cases, settings = real_case_tables(real_data, tmp_path)
     seg = tmp_path / "seg.nii.gz"  # the real case with its enhancing tumour (label 4) relabelled as necrosis
     image = nib.load(cases.iloc[0].seg)
     labels = np.asanyarray(image.dataobj).copy()
