@@ -18,6 +18,7 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
+    region="|".join(config["regions"]),
 
 
 def memory_per_attempt(mem_mb, per_thread=False):
@@ -52,8 +53,9 @@ def get_raw_inputs(wildcards):
     return {"case_files": raw_dataset_files(settings["root"], settings["layout"])}
 
 
-def slices_dir(dataset):
-    return f"{RESULTS}/slices/{dataset}"
+def slices_dir(dataset, region="{region}"):
+    """The slice dataset of a dataset and region (by default the rule's ``{region}`` wildcard)."""
+    return f"{RESULTS}/slices/{dataset}/{region}"
 
 
 def sam_base_model():
@@ -104,7 +106,7 @@ def yolo_settings():
 def sam_prompt_inputs(wildcards):
     """Extra prompt sources of predict_sam: the YOLO boxes when the automatic pipeline runs."""
     return (
-        {"yolo_boxes": f"{RESULTS}/yolo/boxes.tsv"}
+        {"yolo_boxes": f"{RESULTS}/yolo/{wildcards.region}/boxes.tsv"}
         if "yolo_sam" in config["methods"]
         else {}
     )
@@ -129,7 +131,7 @@ def medsam2_checkpoint():
     return f"{RESULTS}/medsam2/standin/{name}.pt" if name in MEDSAM2_STANDINS else name
 
 
-def medsam2_settings(dataset):
+def medsam2_settings(wildcards):
     keys = (
         "image_size",
         "box_jitter",
@@ -143,54 +145,64 @@ def medsam2_settings(dataset):
         "seed": config["seed"],
         "clip_percentiles": config["slices"]["clip_percentiles"],
         "nsd_tolerance_mm": config["metrics"]["nsd_tolerance_mm"],
-        "predictions_dir": f"{RESULTS}/medsam2/predictions/{dataset}",
+        "predictions_dir": f"{RESULTS}/medsam2/{wildcards.region}/predictions/{wildcards.dataset}",
     }
 
 
-# Per-case metrics tables of each method (a method joins the comparison through them).
+# Per-case metrics tables of each method, per region (a method joins the comparison through them).
 METHOD_METRICS = {
-    "nnunet": [f"{RESULTS}/nnunet/metrics.tsv"],
-    "lora_sam": [f"{RESULTS}/sam/metrics.tsv"],
-    "yolo_sam": [f"{RESULTS}/sam/metrics.tsv"],
+    "nnunet": [f"{RESULTS}/nnunet/{{region}}/metrics.tsv"],
+    "lora_sam": [f"{RESULTS}/sam/{{region}}/metrics.tsv"],
+    "yolo_sam": [f"{RESULTS}/sam/{{region}}/metrics.tsv"],
     "medsam2": [
-        f"{RESULTS}/medsam2/{dataset}/{name}"
+        f"{RESULTS}/medsam2/{{region}}/{dataset}/{name}"
         for dataset in config["medsam2"]["datasets"]
         for name in ("metrics.tsv", "metrics_2d.tsv")
     ],
 }
 # Further outputs of a method beyond its metrics tables.
 METHOD_TARGETS = {
-    "yolo_sam": [f"{RESULTS}/yolo/metrics.tsv"],
-    "medsam2": expand(
-        f"{RESULTS}/medsam2/predictions/{{dataset}}",
-        dataset=config["medsam2"]["datasets"],
-    ),
+    "yolo_sam": [f"{RESULTS}/yolo/{{region}}/metrics.tsv"],
+    "medsam2": [
+        f"{RESULTS}/medsam2/{{region}}/predictions/{dataset}"
+        for dataset in config["medsam2"]["datasets"]
+    ],
 }
 
 
-def method_metrics():
-    """Per-case metrics tables of the configured methods."""
-    tables = [table for method in config["methods"] for table in METHOD_METRICS[method]]
-    return list(dict.fromkeys(tables))
+def method_metrics(region=None):
+    """Per-case metrics tables of the configured methods, for one region or all."""
+    regions = config["regions"] if region is None else [region]
+    patterns = [
+        table for method in config["methods"] for table in METHOD_METRICS[method]
+    ]
+    return list(dict.fromkeys(expand(patterns, region=regions)))
 
 
 def comparison_inputs(wildcards):
     inputs = {"metrics": method_metrics()}
     if "yolo_sam" in config["methods"]:
-        inputs["detection"] = f"{RESULTS}/yolo/metrics.tsv"
+        inputs["detection"] = expand(
+            f"{RESULTS}/yolo/{{region}}/metrics.tsv", region=config["regions"]
+        )
     return inputs
 
 
-def training_logs(wildcards):
-    """Each trained method's own training record, for the training-curve figure."""
-    logs = {}
+def figure_inputs(wildcards):
+    """One region's metrics and each trained method's own training record of that region."""
+    inputs = {"metrics": method_metrics(wildcards.region)}
     if {"lora_sam", "yolo_sam"} & set(config["methods"]):
-        logs["lora_history"] = f"{RESULTS}/sam/lora/history.tsv"
+        inputs["lora_history"] = rules.train_lora_sam.output.history
     if "yolo_sam" in config["methods"]:
-        logs["yolo_results"] = f"{RESULTS}/yolo/results.csv"
+        inputs["yolo_results"] = rules.train_yolo.output.results
     if "nnunet" in config["methods"]:
-        logs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
-    return logs
+        inputs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
+    return {
+        name: (
+            expand(path, region=wildcards.region)[0] if isinstance(path, str) else path
+        )
+        for name, path in inputs.items()
+    }
 
 
 def method_inputs():
@@ -233,10 +245,15 @@ def stand_in_notes():
 def all_targets():
     """Every output the workflow produces for the configured datasets and methods."""
     targets = (
-        expand(slices_dir("{dataset}"), dataset=config["datasets"]) + method_metrics()
+        expand(
+            slices_dir("{dataset}"),
+            dataset=config["datasets"],
+            region=config["regions"],
+        )
+        + method_metrics()
     )
     for method in config["methods"]:
-        targets += METHOD_TARGETS.get(method, [])
+        targets += expand(METHOD_TARGETS.get(method, []), region=config["regions"])
     if method_metrics():
         targets += [f"{RESULTS}/comparison.md", f"{RESULTS}/provenance.json"]
     return list(dict.fromkeys(targets))

@@ -68,16 +68,16 @@ rule split_cases:
 
 
 rule build_slices:
-    """Largest-tumour-area axial slice of every case: npz + png, index.tsv with boxes and split."""
+    """Largest-area axial slice of a region in every case: npz + png, index.tsv with boxes and split."""
     input:
         cases=rules.discover_cases.output.cases,
         splits=rules.split_cases.output[0],
     output:
-        directory(f"{RESULTS}/slices/{{dataset}}"),
+        directory(slices_dir("{dataset}")),
     log:
-        f"{LOGS}/build_slices/{{dataset}}.log",
+        f"{LOGS}/build_slices/{{dataset}}.{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/build_slices/{{dataset}}.tsv"
+        f"{BENCHMARKS}/build_slices/{{dataset}}.{{region}}.tsv"
     conda:
         SOFTWARE
     threads: config["threads"]
@@ -87,7 +87,7 @@ rule build_slices:
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: dataset_config(wc.dataset)["modality"],
-        region=config["region"],
+        region=lambda wc: wc.region,
         percentiles=config["slices"]["clip_percentiles"],
     script:
         "../scripts/build_slices.py"

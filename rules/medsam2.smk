@@ -1,6 +1,7 @@
 # MedSAM-2 zero-shot volumetric segmentation (sam2 1.1.0), one job per batch of test cases.
 
 MEDSAM2 = f"{RESULTS}/medsam2"
+MEDSAM2_REGION = f"{MEDSAM2}/{{region}}"
 
 
 rule medsam2_standin:
@@ -28,11 +29,11 @@ rule medsam2_predict:
         splits=f"{RESULTS}/splits/{{dataset}}.tsv",
         slices=slices_dir("{dataset}"),
     output:
-        directory(f"{MEDSAM2}/batches/{{dataset}}/{{batch}}"),
+        directory(f"{MEDSAM2_REGION}/batches/{{dataset}}/{{batch}}"),
     log:
-        f"{LOGS}/medsam2_predict/{{dataset}}.{{batch}}.log",
+        f"{LOGS}/medsam2_predict/{{region}}.{{dataset}}.{{batch}}.log",
     benchmark:
-        f"{BENCHMARKS}/medsam2_predict/{{dataset}}.{{batch}}.tsv"
+        f"{BENCHMARKS}/medsam2_predict/{{region}}.{{dataset}}.{{batch}}.tsv"
     wildcard_constraints:
         batch=r"\d+",
     conda:
@@ -45,8 +46,8 @@ rule medsam2_predict:
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
-        region=config["region"],
-        settings=lambda wc: medsam2_settings(wc.dataset),
+        region=lambda wc: wc.region,
+        settings=medsam2_settings,
         n_batches=config["medsam2"]["n_batches"],
         device=config["device"],
     script:
@@ -57,21 +58,21 @@ rule medsam2_collect:
     """All batches of a dataset: predictions/{dataset}/ and the two metrics tables."""
     input:
         expand(
-            f"{MEDSAM2}/batches/{{{{dataset}}}}/{{batch}}",
+            f"{MEDSAM2}/{{{{region}}}}/batches/{{{{dataset}}}}/{{batch}}",
             batch=range(config["medsam2"]["n_batches"]),
         ),
     output:
         predictions=report(
-            directory(f"{MEDSAM2}/predictions/{{dataset}}"),
+            directory(f"{MEDSAM2_REGION}/predictions/{{dataset}}"),
             patterns=["{case}.overlay.png"],
             caption="../report/medsam2_overlays.rst",
             category="MedSAM-2",
         ),
-        metrics=f"{MEDSAM2}/{{dataset}}/metrics.tsv",
-        metrics_2d=f"{MEDSAM2}/{{dataset}}/metrics_2d.tsv",
-        skipped=f"{MEDSAM2}/{{dataset}}/skipped.tsv",
+        metrics=f"{MEDSAM2_REGION}/{{dataset}}/metrics.tsv",
+        metrics_2d=f"{MEDSAM2_REGION}/{{dataset}}/metrics_2d.tsv",
+        skipped=f"{MEDSAM2_REGION}/{{dataset}}/skipped.tsv",
     log:
-        f"{LOGS}/medsam2_collect/{{dataset}}.log",
+        f"{LOGS}/medsam2_collect/{{region}}.{{dataset}}.log",
     conda:
         SOFTWARE
     script:

@@ -1,6 +1,6 @@
 # nnU-Net v2 2D baseline: raw dataset, plan + preprocess, training, prediction.
 
-NNUNET = f"{RESULTS}/nnunet"
+NNUNET = f"{RESULTS}/nnunet/{{region}}"
 NNUNET_DATASET = nnunet_dataset_name()
 
 
@@ -12,7 +12,7 @@ rule nnunet_raw:
     output:
         directory(f"{NNUNET}/raw/{NNUNET_DATASET}"),
     log:
-        f"{LOGS}/nnunet_raw/nnunet_raw.log",
+        f"{LOGS}/nnunet_raw/{{region}}.log",
     conda:
         SOFTWARE
     params:
@@ -31,9 +31,9 @@ rule nnunet_preprocess:
     output:
         directory(f"{NNUNET}/preprocessed/{NNUNET_DATASET}"),
     log:
-        f"{LOGS}/nnunet_preprocess/nnunet_preprocess.log",
+        f"{LOGS}/nnunet_preprocess/{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/nnunet_preprocess/nnunet_preprocess.tsv"
+        f"{BENCHMARKS}/nnunet_preprocess/{{region}}.tsv"
     conda:
         SOFTWARE
     threads: 2
@@ -56,9 +56,9 @@ rule train_nnunet:
             f"{NNUNET}/model/{NNUNET_DATASET}/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"
         ),
     log:
-        f"{LOGS}/train_nnunet/train_nnunet.log",
+        f"{LOGS}/train_nnunet/{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_nnunet/train_nnunet.tsv"
+        f"{BENCHMARKS}/train_nnunet/{{region}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -89,7 +89,7 @@ rule predict_nnunet:
         predictions=directory(f"{NNUNET}/predictions"),
         metrics=f"{NNUNET}/metrics.tsv",
     log:
-        f"{LOGS}/predict_nnunet/predict_nnunet.log",
+        f"{LOGS}/predict_nnunet/{{region}}.log",
     conda:
         SOFTWARE
     threads: 2

@@ -34,28 +34,29 @@ rule compare_methods:
         seed=config["seed"],
         notes=stand_in_notes(),
         inputs=method_inputs(),
+        regions=config["regions"],
     script:
         "../scripts/compare_methods.py"
 
 
 rule figures:
-    """Distributions, jitter robustness, size dependence, examples and training curves."""
+    """One region's distributions, jitter robustness, size dependence, examples and training curves."""
     input:
-        unpack(comparison_inputs),
-        unpack(training_logs),
+        unpack(figure_inputs),
         slices=slices_dir(config["dataset_2d"]),
     output:
         **{
             name: report(
-                f"{RESULTS}/figures/{name}.png",
+                f"{RESULTS}/figures/{{region}}/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="Figures",
+                subcategory="{region}",
             )
             for name in FIGURE_NAMES
         },
-        svg=expand(f"{RESULTS}/figures/{{name}}.svg", name=FIGURE_NAMES),
+        svg=expand(f"{RESULTS}/figures/{{{{region}}}}/{{name}}.svg", name=FIGURE_NAMES),
     log:
-        f"{LOGS}/figures/figures.log",
+        f"{LOGS}/figures/{{region}}.log",
     conda:
         SOFTWARE
     params:
@@ -68,7 +69,7 @@ rule provenance:
     """Package versions, git commit, config digest, seeds, hardware and times of the run."""
     input:
         rules.compare_methods.output.tsv,
-        rules.figures.output.svg,
+        expand(rules.figures.output.svg, region=config["regions"]),
         unpack(weight_checksums),
     output:
         report(

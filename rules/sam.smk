@@ -1,6 +1,7 @@
 # LoRA-SAM: the demo stand-in base model, LoRA training, inference for every prompt mode.
 
 SAM = f"{RESULTS}/sam"
+SAM_REGION = f"{SAM}/{{region}}"
 
 
 rule sam_standin:
@@ -39,13 +40,13 @@ rule train_lora_sam:
         unpack(sam_base_input),
         slices=slices_dir(config["dataset_2d"]),
     output:
-        adapter=protected(directory(f"{SAM}/lora/adapter")),
-        history=f"{SAM}/lora/history.tsv",
-        curve=f"{SAM}/lora/training_curve.png",
+        adapter=protected(directory(f"{SAM_REGION}/lora/adapter")),
+        history=f"{SAM_REGION}/lora/history.tsv",
+        curve=f"{SAM_REGION}/lora/training_curve.png",
     log:
-        f"{LOGS}/train_lora_sam/train_lora_sam.log",
+        f"{LOGS}/train_lora_sam/{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_lora_sam/train_lora_sam.tsv"
+        f"{BENCHMARKS}/train_lora_sam/{{region}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -70,12 +71,12 @@ rule predict_sam:
         slices=slices_dir(config["dataset_2d"]),
         adapter=rules.train_lora_sam.output.adapter,
     output:
-        predictions=directory(f"{SAM}/predictions"),
-        metrics=f"{SAM}/metrics.tsv",
+        predictions=directory(f"{SAM_REGION}/predictions"),
+        metrics=f"{SAM_REGION}/metrics.tsv",
     log:
-        f"{LOGS}/predict_sam/predict_sam.log",
+        f"{LOGS}/predict_sam/{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_sam/predict_sam.tsv"
+        f"{BENCHMARKS}/predict_sam/{{region}}.tsv"
     conda:
         SOFTWARE
     threads: 4

@@ -1,7 +1,7 @@
 # YOLO detector (ultralytics): dataset export, training, detection metrics, boxes for SAM.
 
-YOLO = f"{RESULTS}/yolo"
-YOLO_CONFIG_DIR = f"{YOLO}/ultralytics_config"
+YOLO = f"{RESULTS}/yolo/{{region}}"
+YOLO_CONFIG_DIR = f"{RESULTS}/yolo/ultralytics_config"
 
 
 rule yolo_dataset:
@@ -11,7 +11,7 @@ rule yolo_dataset:
     output:
         directory(f"{YOLO}/dataset"),
     log:
-        f"{LOGS}/yolo_dataset/yolo_dataset.log",
+        f"{LOGS}/yolo_dataset/{{region}}.log",
     conda:
         SOFTWARE
     script:
@@ -27,9 +27,9 @@ rule train_yolo:
         weights=protected(f"{YOLO}/weights/best.pt"),
         results=f"{YOLO}/results.csv",
     log:
-        f"{LOGS}/train_yolo/train_yolo.log",
+        f"{LOGS}/train_yolo/{{region}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_yolo/train_yolo.tsv"
+        f"{BENCHMARKS}/train_yolo/{{region}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -39,7 +39,7 @@ rule train_yolo:
         gpu=1,
     params:
         model=config["yolo"]["model"],
-        run_dir=f"{YOLO}/runs/train",
+        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/runs/train",
         settings=lambda wc: yolo_settings(),
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
@@ -55,7 +55,7 @@ rule evaluate_yolo:
     output:
         f"{YOLO}/metrics.tsv",
     log:
-        f"{LOGS}/evaluate_yolo/evaluate_yolo.log",
+        f"{LOGS}/evaluate_yolo/{{region}}.log",
     conda:
         SOFTWARE
     threads: 2
@@ -65,7 +65,7 @@ rule evaluate_yolo:
         gpu=1,
     params:
         imgsz=config["yolo"]["imgsz"],
-        run_dir=f"{YOLO}/runs",
+        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/runs",
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
     script:
@@ -81,7 +81,7 @@ rule predict_yolo_boxes:
         chosen=f"{YOLO}/boxes.tsv",
         every=f"{YOLO}/boxes_all.tsv",
     log:
-        f"{LOGS}/predict_yolo_boxes/predict_yolo_boxes.log",
+        f"{LOGS}/predict_yolo_boxes/{{region}}.log",
     conda:
         SOFTWARE
     threads: 2

@@ -14,6 +14,7 @@ write_predictions(
     snakemake.output.predictions,
     snakemake.output.metrics,
     params.dataset,
+    snakemake.wildcards.region,
     resolve_device(params.device).type,
     params.nsd_tolerance_mm,
     snakemake.threads,

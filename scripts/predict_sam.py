@@ -11,6 +11,7 @@ write_predictions(
     snakemake.output.predictions,
     snakemake.output.metrics,
     snakemake.params.dataset,
+    snakemake.wildcards.region,
     snakemake.params.jitters,
     snakemake.params.seed,
     snakemake.params.nsd_tolerance_mm,

@@ -107,7 +107,7 @@ def test_medsam2_datasets_must_be_ingested(tmp_path):
     config = load("config.yaml")
     config["datasets"] = ["brats2024"]
     config["data"]["brats2024"]["root"] = str(tmp_path)
-    with pytest.raises(ConfigError, match=r"^config key medsam2.datasets = \['brats2019'\]: \['brats2019'\] not in"):
+    with pytest.raises(ConfigError, match=r"^config key medsam2.datasets = \['brats2019', 'brats2024'\]: \['brats2019'\] not in"):
         check_config(config)
     config["methods"] = ["lora_sam"]
     check_config(config)
@@ -117,15 +117,16 @@ def test_only_listed_datasets_need_a_root(tmp_path):
     config = load("config.yaml")
     config["datasets"] = ["brats2019"]
     config["data"]["brats2019"]["root"] = str(tmp_path)
-    check_config(config)  # MedSAM-2's default dataset brats2019 is ingested
+    config["medsam2"]["datasets"] = ["brats2019"]
+    check_config(config)  # MedSAM-2's dataset brats2019 is ingested, brats2024 needs no root
 
 
 def test_a_region_the_label_convention_lacks_fails_naming_the_dataset(tmp_path):
     config = load("config.yaml")
     for dataset in config["datasets"]:
         config["data"][dataset]["root"] = str(tmp_path)
-    config["region"] = "rc"
-    with pytest.raises(ConfigError, match=r"^config key region = 'rc': no such region in brats2019's BraTS 2017-2021"):
+    config["regions"] = ["wt", "rc"]
+    with pytest.raises(ConfigError, match=r"^config key regions\[1\] = 'rc': no such region in brats2019's BraTS 2017-2021"):
         check_config(config)
     config["datasets"] = ["brats2024"]
     config["methods"] = ["lora_sam"]

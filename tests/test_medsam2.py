@@ -100,7 +100,7 @@ def test_3d_and_slice_metrics_on_known_volumes():
     truth[1:3, 1:3, 1:3] = True  # 8 voxels on slices 1 and 2
     prediction = np.zeros_like(truth)
     prediction[1:3, 1:3, 1:2] = True  # 4 voxels, all inside
-    row3d, row2d = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None,
+    row3d, row2d = medsam2.case_metrics("c", "brats2019", "wt", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None,
                                         "m", 0.5)
     assert row3d["dice"] == pytest.approx(2 * 4 / 12) and row3d["iou"] == pytest.approx(4 / 8)
     assert row3d["hd95"] == pytest.approx(1.0)  # the missing slice is 1 mm away along k
@@ -109,7 +109,7 @@ def test_3d_and_slice_metrics_on_known_volumes():
     assert row3d["volume_true_ml"] == pytest.approx(8 * 2 / 1000)
     assert row3d["volume_pred_ml"] == pytest.approx(4 * 2 / 1000)
     assert (row2d["slice_index"], row2d["dice"]) == (1, 1.0)
-    _, other = medsam2.case_metrics("c", "brats2019", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m", 1.0)
+    _, other = medsam2.case_metrics("c", "brats2019", "wt", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m", 1.0)
     assert (other["slice_index"], other["dice"], other["nsd"]) == (2, 0.0, 0.0)
     assert other["hd95"] == pytest.approx(np.sqrt(6**2 + 6**2))  # nothing predicted on slice 2: the worst value
 

@@ -74,12 +74,12 @@ def test_shapes_and_spacing_must_agree():
 
 def test_metrics_table_keeps_the_shared_columns_first():
     truth = np.eye(3, dtype=bool)
-    row = metrics_row("c1", "brats2024", "lora_sam", "gt_box", truth, truth, "p/c1.npz", (1.0, 1.0), 1.0,
+    row = metrics_row("c1", "brats2024", "wt", "lora_sam", "gt_box", truth, truth, "p/c1.npz", (1.0, 1.0), 1.0,
                       prompt_box="0,0,2,2")
     table = metrics_table([row])
     assert table.columns.tolist() == METRIC_COLUMNS + ["prompt_box"]
     assert table.iloc[0].to_dict() == {
-        "case_id": "c1", "dataset": "brats2024", "method": "lora_sam", "prompt": "gt_box", "dice": 1.0,
+        "case_id": "c1", "dataset": "brats2024", "region": "wt", "method": "lora_sam", "prompt": "gt_box", "dice": 1.0,
         "iou": 1.0, "hd95": 0.0, "nsd": 1.0, "area_true": 3, "area_pred": 3, "mask_file": "p/c1.npz",
         "prompt_box": "0,0,2,2",
     }

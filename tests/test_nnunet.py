@@ -109,7 +109,7 @@ def test_plan_train_resume_and_predict(prepared):
     assert epochs_of_rerun == list(range(epochs_of_rerun[0], 5))
 
     nnunet.write_predictions(root, DATASET_ID, root / "raw" / NAME, tmp / "slices", tmp / "pred",
-                             tmp / "metrics.tsv", "brats2024", "cpu", 2.0, processes=1)
+                             tmp / "metrics.tsv", "brats2024", "wt", "cpu", 2.0, processes=1)
     table = read_tsv(tmp / "metrics.tsv")
     assert table.columns.tolist() == METRIC_COLUMNS
     assert sorted(table.case_id) == sorted(split.case_id[split.split == "test"])

@@ -49,7 +49,7 @@ def metrics_for(method, prompt, dices, cases=None, **extra):
     cases = cases or [f"c{i}" for i in range(len(dices))]
     rows = []
     for case, value in zip(cases, dices):
-        rows.append({"case_id": case, "dataset": "brats2024", "method": method, "prompt": prompt, "dice": value,
+        rows.append({"case_id": case, "dataset": "brats2024", "region": "wt", "method": method, "prompt": prompt, "dice": value,
                      "iou": value / (2 - value), "hd95": 10 * (1 - value), "nsd": value, "area_true": 100,
                      "area_pred": 100, "mask_file": "", **extra})
     return pd.DataFrame(rows)
@@ -85,7 +85,7 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
     np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
-    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 |  | 3 |" in md
+    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 | wt |  | 3 |" in md
     assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
     page = report.html(table.reset_index(), notes=["a stand-in <model>"])
     assert "<td>YOLOv8m + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
@@ -122,7 +122,7 @@ def study(tmp_path):
             truth = load_sample(tmp_path / "slices", case_id).mask
             pred = np.roll(truth, len(rows) % 3, axis=1)
             np.savez_compressed(folder / f"{case_id}.npz", mask=pred)
-            rows.append(metrics_row(case_id, "brats2024", method, prompt, pred, truth, folder / f"{case_id}.npz",
+            rows.append(metrics_row(case_id, "brats2024", "wt", method, prompt, pred, truth, folder / f"{case_id}.npz",
                                     (1.0, 1.0), 2.0))
     write_tsv(metrics_table(rows), tmp_path / "metrics.tsv")
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_dice": [0.3, 0.6], "lr": [1e-3, 1e-4],
@@ -196,4 +196,15 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D, all cases", "p_vs_nnunet"])  # nnU-Net has no train cases
     assert table.loc["nnU-Net", "n"] == 3  # the all-cases row does not narrow the shared cases
     assert table.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1c volume"
-    assert "| MedSAM-2 zero-shot, 3D, all cases | brats2024 | t1c volume | 5 |" in report.markdown(table.reset_index())
+    assert "| MedSAM-2 zero-shot, 3D, all cases | brats2024 | wt | t1c volume | 5 |" in report.markdown(table.reset_index())
+
+
+def test_regions_are_compared_and_adjusted_separately():
+    wt = metrics_for("nnunet", "", [0.8, 0.9, 0.7]), metrics_for("lora_sam", "gt_box", [0.7, 0.8, 0.6])
+    et = metrics_for("nnunet", "", [0.5, 0.6], ["a", "b"]), metrics_for("lora_sam", "gt_box", [0.4, 0.5], ["a", "b"])
+    metrics = pd.concat([*wt, *(table.assign(region="et") for table in et)])
+    table = report.comparison_table(metrics, resamples=200, seed=0)
+    assert list(zip(table.region, table.row)) == [("wt", "nnU-Net"), ("wt", "LoRA-SAM + GT box"),
+                                                  ("et", "nnU-Net"), ("et", "LoRA-SAM + GT box")]
+    assert table.n.tolist() == [3, 3, 2, 2]  # each region on its own shared cases
+    assert table.dice_mean.tolist() == pytest.approx([0.8, 0.7, 0.55, 0.45])

@@ -176,7 +176,7 @@ def test_lora_training_and_predictions_through_the_saved_formats(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 0
 
     sam.write_predictions(base, tmp_path / "adapter", folder, tmp_path / "pred", tmp_path / "metrics.tsv",
-                          "brats2024", [0, 10], seed=1, tolerance_mm=2.0, device_name="cpu")
+                          "brats2024", "wt", [0, 10], seed=1, tolerance_mm=2.0, device_name="cpu")
     table = read_tsv(tmp_path / "metrics.tsv")
     assert table.columns.tolist()[: len(METRIC_COLUMNS)] == METRIC_COLUMNS
     assert sorted(set(zip(table.method, table.prompt))) == [

@@ -24,7 +24,7 @@ from slurm_cluster import GPU_MODEL, LocalSlurm, PackagesUnavailable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
-TARGET = "results/medsam2/brats2019/metrics.tsv"
+TARGET = "results/medsam2/wt/brats2019/metrics.tsv"
 SNAKEMAKE_TIMEOUT_S = 600
 FAILING_LOG = "results/logs/discover_cases/brats2019.log"
 
@@ -142,10 +142,10 @@ def test_results_equal_those_of_the_local_run(slurm_runs):
     for table in ("cases/brats2019.tsv", "splits/brats2019.tsv", "slices/brats2019/index.tsv"):
         ours = (slurm / "results" / table).read_text().replace(str(slurm), "<workdir>")
         assert ours == (local / "results" / table).read_text().replace(str(local), "<workdir>"), table
-    index = read_tsv(local / "results/slices/brats2019/index.tsv")
+    index = read_tsv(local / "results/slices/brats2019/wt/index.tsv")
     for case_id in index.case_id:
-        ours = load_sample(slurm / "results/slices/brats2019", case_id)
-        theirs = load_sample(local / "results/slices/brats2019", case_id)
+        ours = load_sample(slurm / "results/slices/brats2019/wt", case_id)
+        theirs = load_sample(local / "results/slices/brats2019/wt", case_id)
         assert np.array_equal(ours.image, theirs.image) and np.array_equal(ours.mask, theirs.mask)
     ours, theirs = read_tsv(slurm / TARGET), read_tsv(local / TARGET)
     assert list(ours.case_id) == list(theirs.case_id)

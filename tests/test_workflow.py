@@ -58,13 +58,15 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", PAPER, roots)
     assert result.returncode == 0, result.stdout
     assert "rule synth_cohort:" not in result.stdout  # the paper run never writes a demo cohort
-    for rule in ("discover_cases", "split_cases", "build_slices"):
+    for rule in ("discover_cases", "split_cases"):
         assert result.stdout.count(f"rule {rule}:") == 2
-    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes"):
-        assert result.stdout.count(f"rule {rule}:") == 1
-    assert result.stdout.count("rule medsam2_predict:") == 16  # n_batches of the paper config, both datasets
+    assert result.stdout.count("rule build_slices:") == 2 * 3  # each dataset in each region: wt, tc, et
+    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes", "train_nnunet", "figures"):
+        assert result.stdout.count(f"rule {rule}:") == 3  # one job per method and region
+    assert result.stdout.count("rule compare_methods:") == 1
+    assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
-    assert "input: resources/yolov8m.pt, results/yolo/dataset" in result.stdout
+    assert "input: resources/yolov8m.pt, results/yolo/wt/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
 
 
@@ -124,7 +126,7 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
     workdir = demo_run
     for dataset in ("brats2024", "brats2019"):
         split = read_tsv(workdir / f"results/splits/{dataset}.tsv")
-        folder = workdir / f"results/slices/{dataset}"
+        folder = workdir / f"results/slices/{dataset}/wt"
         index = read_tsv(folder / "index.tsv")
         assert index.columns.tolist() == INDEX_COLUMNS
         assert set(index.split) == {"train", "val", "test"}
@@ -140,8 +142,8 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
 
 def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/sam/metrics.tsv")
-    test_cases = read_tsv(workdir / "results/slices/brats2024/index.tsv").query("split == 'test'").case_id
+    metrics = read_tsv(workdir / "results/sam/wt/metrics.tsv")
+    test_cases = read_tsv(workdir / "results/slices/brats2024/wt/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
              "gt_box_jitter30", "no_prompt", "yolo_box"}
     assert set(metrics[metrics.method == "lora_sam"].prompt) == modes
@@ -149,42 +151,42 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
         assert sorted(group.case_id) == sorted(test_cases)
     mean = metrics.groupby(["method", "prompt"]).dice.mean()
     assert mean["lora_sam", "gt_box"] > mean["sam_zeroshot", "gt_box"] + 0.2
-    log = (workdir / "results/logs/train_lora_sam/train_lora_sam.log").read_text()
+    log = (workdir / "results/logs/train_lora_sam/wt.log").read_text()
     assert "LoRA r=8 on qkv, proj, q_proj, k_proj, v_proj, out_proj, lin1, lin2:" in log
-    history = read_tsv(workdir / "results/sam/lora/history.tsv")
+    history = read_tsv(workdir / "results/sam/wt/lora/history.tsv")
     assert len(history) == 30 and history.val_dice.max() > 0.5
-    adapter = workdir / "results/sam/lora/adapter/adapter_model.safetensors"
+    adapter = workdir / "results/sam/wt/lora/adapter/adapter_model.safetensors"
     assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
 
 
 def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/yolo/metrics.tsv")
+    metrics = read_tsv(workdir / "results/yolo/wt/metrics.tsv")
     assert metrics.split.tolist() == ["val", "test"]
     assert metrics.map50.between(0, 1).all() and metrics.map50.max() > 0
-    boxes = read_tsv(workdir / "results/yolo/boxes.tsv")
-    sam_rows = read_tsv(workdir / "results/sam/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
+    boxes = read_tsv(workdir / "results/yolo/wt/boxes.tsv")
+    sam_rows = read_tsv(workdir / "results/sam/wt/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
     assert sorted(boxes.case_id) == sorted(sam_rows.index)
     for row in boxes.itertuples():
         assert sam_rows.loc[row.case_id, "fallback"] == row.fallback
         if not row.fallback:
             assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
-    assert (workdir / "results/yolo/runs/train/weights/best.pt").is_file()
+    assert (workdir / "results/yolo/wt/runs/train/weights/best.pt").is_file()
     assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
 
 
 def test_demo_nnunet_is_trained_and_tested_on_the_same_split(demo_run):
     workdir = demo_run
     split = read_tsv(workdir / "results/splits/brats2024.tsv")
-    (fold,) = json.loads(next((workdir / "results/nnunet/preprocessed").glob("Dataset501_*/splits_final.json")).read_text())
+    (fold,) = json.loads(next((workdir / "results/nnunet/wt/preprocessed").glob("Dataset501_*/splits_final.json")).read_text())
     assert fold["train"] == sorted(split.case_id[split.split == "train"])
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
-    metrics = read_tsv(workdir / "results/nnunet/metrics.tsv")
+    metrics = read_tsv(workdir / "results/nnunet/wt/metrics.tsv")
     assert sorted(metrics.case_id) == sorted(split.case_id[split.split == "test"])
     assert metrics.dice.mean() > 0.3
-    fold_dir = workdir / "results/nnunet/model/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
+    fold_dir = workdir / "results/nnunet/wt/model/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
     assert (fold_dir / "progress.png").is_file() and list(fold_dir.glob("training_log_*.txt"))
-    assert "Epoch 2" in (workdir / "results/logs/train_nnunet/train_nnunet.log").read_text()
+    assert "Epoch 2" in (workdir / "results/logs/train_nnunet/wt.log").read_text()
 
 
 def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
@@ -208,8 +210,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert "<td>LoRA-SAM + GT box</td>" in page and "HD95 mm mean ± sd" in page
     assert "MedSAM-2 is the stand-in standin-hiera-t" in md and "the base SAM is the stand-in tiny-sam-256" in md
     for name in ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves"):
-        assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
-        assert (workdir / f"results/figures/{name}.svg").stat().st_size > 1000
+        assert (workdir / f"results/figures/wt/{name}.png").stat().st_size > 1000
+        assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
     assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
@@ -220,17 +222,17 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
     workdir = demo_run
     cases = read_tsv(workdir / "results/cases/brats2019.tsv").set_index("case_id")
-    metrics = read_tsv(workdir / "results/medsam2/brats2019/metrics.tsv")
+    metrics = read_tsv(workdir / "results/medsam2/wt/brats2019/metrics.tsv")
     split = read_tsv(workdir / "results/splits/brats2019.tsv")
     assert sorted(metrics.case_id) == sorted(cases.index)  # zero-shot: every case, over both batches
     assert dict(zip(metrics.case_id, metrics.split)) == dict(zip(split.case_id, split.split))
     for case_id in metrics.case_id:
-        predicted = nib.load(workdir / f"results/medsam2/predictions/brats2019/{case_id}.nii.gz")
+        predicted = nib.load(workdir / f"results/medsam2/wt/predictions/brats2019/{case_id}.nii.gz")
         original = nib.load(workdir / cases.loc[case_id, "t1ce"])
         np.testing.assert_array_equal(predicted.affine, original.affine)
         assert predicted.shape == original.shape
-    assert len(list((workdir / "results/medsam2/predictions/brats2019").glob("*.overlay.png"))) == 2
-    assert read_tsv(workdir / "results/medsam2/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
+    assert len(list((workdir / "results/medsam2/wt/predictions/brats2019").glob("*.overlay.png"))) == 2
+    assert read_tsv(workdir / "results/medsam2/wt/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):
@@ -305,16 +307,16 @@ RECORDS_OF_THE_RUN = {
     "benchmarks/*": "run times",
     "provenance.json": "run times and host",
     "sam/*history.tsv": "seconds per epoch",
-    "yolo/results.csv": "ultralytics' time column",
-    "yolo/weights/best.pt": "ultralytics' checkpoint records its date",
-    "yolo/runs/*": "ultralytics' run folder: times, dates, absolute paths",
-    "yolo/dataset/labels/*.cache": "ultralytics' label cache: absolute paths",
+    "yolo/*/results.csv": "ultralytics' time column",
+    "yolo/*/weights/best.pt": "ultralytics' checkpoint records its date",
+    "yolo/*/runs/*": "ultralytics' run folder: times, dates, absolute paths",
+    "yolo/*/dataset/labels/*.cache": "ultralytics' label cache: absolute paths",
     "yolo/ultralytics_config/*": "ultralytics' settings: absolute paths",
     "nnunet/model/*/checkpoint_*.pth": "nnU-Net's checkpoints carry its log with times",
     "nnunet/model/*/training_log_*": "time stamps",
     "nnunet/model/*/debug.json": "host and times",
     "nnunet/model/*/progress.png": "nnU-Net plots the epoch durations",
-    "nnunet/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
+    "nnunet/*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
 }
 
 
@@ -333,12 +335,45 @@ def test_the_demo_gives_the_same_bytes_in_a_fresh_folder(demo_run, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     first, second = result_files(demo_run), result_files(tmp_path)
     assert sorted(first) == sorted(second)
-    for name in ("comparison.tsv", "comparison.md", "sam/metrics.tsv", "nnunet/metrics.tsv", "yolo/metrics.tsv",
-                 "yolo/boxes.tsv", "medsam2/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
-                 "slices/brats2024/index.tsv", "sam/lora/adapter/adapter_model.safetensors"):
+    for name in ("comparison.tsv", "comparison.md", "sam/wt/metrics.tsv", "nnunet/wt/metrics.tsv", "yolo/wt/metrics.tsv",
+                 "yolo/wt/boxes.tsv", "medsam2/wt/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
+                 "slices/brats2024/wt/index.tsv", "sam/wt/lora/adapter/adapter_model.safetensors"):
         assert name in first
     for kind in (".npz", ".nii.gz", ".png", ".safetensors", ".pt"):
         assert any(name.endswith(kind) for name in first), kind
     assert sum(name.endswith(".npz") for name in first) >= 40 and len(first) >= 300
     differing = [name for name in first if first[name] != second[name]]
     assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"
+
+
+def test_a_second_region_runs_end_to_end_through_every_method(tmp_path):
+    """The enhancing tumour through every method with short trainings: its own slices, models,
+    metrics and comparison rows; cases without it are skipped with a reason."""
+    short = write_yaml(tmp_path / "et.yaml", {
+        "regions": ["et"],
+        "sam": {"standin": {"epochs": 2}, "train": {"epochs": 2}},
+        "yolo": {"epochs": 2},
+        "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1},
+    })
+    result = run_snakemake(tmp_path, "--cores", "2", "--configfile", DEMO, short)
+    assert result.returncode == 0, result.stdout[-3000:]
+    results = tmp_path / "results"
+    table = read_tsv(results / "comparison.tsv")
+    assert set(table.region) == {"et"}
+    assert {"nnunet", "sam_zeroshot", "lora_sam", "medsam2"} <= set(table.method)
+    for dataset, layout in (("brats2024", GLI), ("brats2019", LEGACY)):
+        index = read_tsv(results / f"slices/{dataset}/et/index.tsv")
+        cases = read_tsv(results / f"cases/{dataset}.tsv")
+        for row in index.itertuples():  # the largest enhancing-tumour slice, checked against the seg
+            seg = np.asanyarray(nib.load(tmp_path / cases.set_index("case_id").loc[row.case_id, "seg"]).dataobj)
+            enhancing = np.isin(seg, sorted(layout.region_labels["et"]))
+            assert row.area == enhancing.sum(axis=(0, 1)).max() == enhancing[:, :, row.slice_index].sum()
+        skipped = read_tsv(results / f"slices/{dataset}/et/skipped.tsv")
+        assert len(index) + len(skipped) == len(cases)
+        assert skipped.reason.str.contains("region 'et' is empty").all()
+    medsam2 = read_tsv(results / "medsam2/et/brats2019/metrics.tsv")
+    medsam2_skipped = read_tsv(results / "medsam2/et/brats2019/skipped.tsv")
+    assert len(medsam2) + len(medsam2_skipped) == len(read_tsv(results / "cases/brats2019.tsv"))
+    assert (read_tsv(results / "sam/et/metrics.tsv").region == "et").all()
+    assert (results / "figures/et/distributions.png").is_file()
+    assert not (results / "slices/brats2024/wt").exists()

@@ -61,11 +61,12 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         if root != synthetic_root(dataset) and not (workdir / root).is_dir():
             raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
         layout = get_layout(settings["layout"])
-        if config["region"] not in layout.region_labels:
-            raise ConfigError(
-                f"config key region = {config['region']!r}: no such region in {dataset}'s {layout.description} "
-                f"label convention (it has {', '.join(layout.region_labels)})"
-            )
+        for number, region in enumerate(config["regions"]):
+            if region not in layout.region_labels:
+                raise ConfigError(
+                    f"config key regions[{number}] = {region!r}: no such region in {dataset}'s "
+                    f"{layout.description} label convention (it has {', '.join(layout.region_labels)})"
+                )
     missing = [name for name in config["medsam2"]["datasets"] if name not in config["datasets"]]
     if "medsam2" in config["methods"] and missing:
         raise ConfigError(

@@ -185,19 +185,19 @@ def segment_case(predictor, row: dict, layout, modality: str, region: str, setti
     return prediction, truth, image, key, box, visits
 
 
-def case_metrics(case_id, dataset, prediction, truth, key, box, zooms, slice_index, mask_file,
+def case_metrics(case_id, dataset, region, prediction, truth, key, box, zooms, slice_index, mask_file,
                  tolerance_mm: float) -> tuple[dict, dict]:
     """Rows of the 3D table and of the table restricted to the slice dataset's slice."""
     voxel_ml = float(np.prod(zooms)) / 1000
     row3d = metrics_row(
-        case_id, dataset, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
+        case_id, dataset, region, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
         key_slice=key, prompt_box=",".join(map(str, box)),
         key_slice_dice=dice(prediction[:, :, key], truth[:, :, key]),
         volume_true_ml=truth.sum() * voxel_ml, volume_pred_ml=prediction.sum() * voxel_ml,
         slices_predicted=int(prediction.any(axis=(0, 1)).sum()),
     )
     k = key if slice_index is None else int(slice_index)
-    row2d = metrics_row(case_id, dataset, "medsam2", "key_slice", axial_slice(prediction, k), axial_slice(truth, k),
+    row2d = metrics_row(case_id, dataset, region, "medsam2", "key_slice", axial_slice(prediction, k), axial_slice(truth, k),
                         mask_file, axial_spacing(zooms), tolerance_mm, slice_index=k)
     return row3d, row2d
 
@@ -263,7 +263,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
             out = nib.Nifti1Image(prediction.astype(np.uint8), image.affine, image.header)
             out.set_data_dtype(np.uint8)
             nib.save(out, folder / f"{row['case_id']}.nii.gz")
-            row3d, row2d = case_metrics(row["case_id"], dataset, prediction, truth, key, box,
+            row3d, row2d = case_metrics(row["case_id"], dataset, region, prediction, truth, key, box,
                                         image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file,
                                         settings["nsd_tolerance_mm"])
             rows3d.append({**row3d, "split": row["split"]})

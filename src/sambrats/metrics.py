@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-METRIC_COLUMNS = ["case_id", "dataset", "method", "prompt", "dice", "iou", "hd95", "nsd", "area_true",
+METRIC_COLUMNS = ["case_id", "dataset", "region", "method", "prompt", "dice", "iou", "hd95", "nsd", "area_true",
                   "area_pred", "mask_file"]
 
 
@@ -61,8 +61,8 @@ def surface_metrics(pred: np.ndarray, truth: np.ndarray, spacing, tolerance_mm: 
     return float(hd95.item()), float(nsd.item())
 
 
-def metrics_row(case_id: str, dataset: str, method: str, prompt: str, pred, truth, mask_file, spacing,
-                tolerance_mm: float, **extra) -> dict:
+def metrics_row(case_id: str, dataset: str, region: str, method: str, prompt: str, pred, truth, mask_file,
+                spacing, tolerance_mm: float, **extra) -> dict:
     """One row of the shared per-case metrics table; ``mask_file`` is where the predicted mask
     is saved, as it will be found from the working directory; ``spacing`` the voxel size in mm
     along the masks' axes."""
@@ -70,6 +70,7 @@ def metrics_row(case_id: str, dataset: str, method: str, prompt: str, pred, trut
     return {
         "case_id": case_id,
         "dataset": dataset,
+        "region": region,
         "method": method,
         "prompt": prompt,
         "dice": dice(pred, truth),

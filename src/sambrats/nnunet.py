@@ -204,7 +204,7 @@ def predict(root, dataset_id: int, raw_dir, out_dir, device: str, processes: int
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      device: str, tolerance_mm: float, processes: int = 2) -> None:
+                      region: str, device: str, tolerance_mm: float, processes: int = 2) -> None:
     """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table."""
     index = read_tsv(Path(slices_dir) / "index.tsv")
     rows = []
@@ -214,7 +214,7 @@ def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metri
             mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
             np.savez_compressed(folder / f"{case_id}.npz", mask=mask)
             truth = load_sample(slices_dir, case_id)
-            rows.append(metrics_row(case_id, dataset, "nnunet", "", mask, truth.mask, Path(out_dir) / f"{case_id}.npz",
+            rows.append(metrics_row(case_id, dataset, region, "nnunet", "", mask, truth.mask, Path(out_dir) / f"{case_id}.npz",
                                     truth.spacing, tolerance_mm))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .brats import REGIONS
 from .outputs import read_tsv, staged_file, write_tsv
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ ROWS = (
 BASELINE = ROWS[0]  # nnU-Net: the paired tests compare against it
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
-COLUMNS = (["row", "method", "prompt", "dataset", "input", "n"]
+COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("p vs nnU-Net: two-sided paired Wilcoxon signed-rank test of the per-case Dice against nnU-Net "
-             "on the same cases, Holm-adjusted over the rows of each dataset (the raw p-values are in "
+             "on the same cases, Holm-adjusted over the rows of each dataset and region (the raw p-values are in "
              "comparison.tsv); nnU-Net has none against itself. 95% CI: seeded percentile bootstrap of the mean.")
 
 
@@ -112,28 +113,34 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None) -> pd.DataFrame:
-    """One row per study row and dataset present in ``metrics``; within a dataset every test-split
-    row is computed on the cases all of them share (``n``); an all-cases row on its own cases.
-    ``inputs``: what each method saw, ``{method: {dataset: text}}``."""
+    """One row per region, study row and dataset present in ``metrics``; within a dataset and region
+    every test-split row is computed on the cases all of them share (``n``); an all-cases row on its
+    own cases. ``inputs``: what each method saw, ``{method: {dataset: text}}``."""
     inputs = inputs or {}
     groups = {}
     for row in ROWS:
-        for dataset, group in row_metrics(metrics, row).groupby("dataset", sort=True):
-            groups[(row, dataset)] = group.set_index("case_id").sort_index()
+        for (dataset, region), group in row_metrics(metrics, row).groupby(["dataset", "region"], sort=True):
+            groups[(row, dataset, region)] = group.set_index("case_id").sort_index()
     common = {}
-    for (row, dataset), group in groups.items():
+    for (row, *where), group in groups.items():
         if row.cases == "test":
-            common[dataset] = common.get(dataset, set(group.index)) & set(group.index)
+            common[tuple(where)] = common.get(tuple(where), set(group.index)) & set(group.index)
+
+    def order(key):
+        row, dataset, region = key
+        return REGIONS.index(region) if region in REGIONS else len(REGIONS), region, ROWS.index(row), dataset
+
     records = []
-    for (row, dataset), group in sorted(groups.items(), key=lambda item: (ROWS.index(item[0][0]), item[0][1])):
+    for (row, dataset, region) in sorted(groups, key=order):
+        group = groups[(row, dataset, region)]
         if row.cases == "test":
-            group = group.loc[sorted(common[dataset])]
+            group = group.loc[sorted(common[(dataset, region)])]
         if group.empty:
             continue
-        baseline = groups.get((BASELINE, dataset))
+        baseline = groups.get((BASELINE, dataset, region))
         tested = baseline is not None and row is not BASELINE and row.cases == "test"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
-        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset,
+        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
                   "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(group),
                   "p_vs_nnunet": paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if tested else np.nan,
                   "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
@@ -142,7 +149,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                 record[f"{metric}_{statistic}"] = value
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
-    for _, rows in table.groupby("dataset"):
+    for _, rows in table.groupby(["dataset", "region"]):
         table.loc[rows.index, "p_vs_nnunet_holm"] = holm(rows.p_vs_nnunet)
     return table
 
@@ -157,7 +164,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     for r in table.itertuples():
         label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
         rows.append({
-            "method": label, "dataset": r.dataset, "input": r.input, "n": str(r.n),
+            "method": label, "dataset": r.dataset, "region": r.region, "input": r.input, "n": str(r.n),
             "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}", "Dice median": fmt(r.dice_median),
             "Dice 95% CI": f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}]",
             "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
@@ -170,15 +177,16 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=()) -> str:
-    """The comparison as a Markdown table (plus the test named, YOLO detection metrics and notes)."""
+    """The comparison as a Markdown table (plus the test named, YOLO detection metrics per region and notes)."""
     shown = display_table(table)
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
     lines += ["", TEST_NOTE]
     if detection is not None:
-        lines += ["", "| YOLO detector | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|"]
+        lines += ["", "| YOLO detector | region | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|---|"]
         for d in detection.itertuples():
-            lines.append(f"| {d.split} | {fmt(d.map50, 3)} | {fmt(d.map50_95, 3)} | {fmt(d.precision, 3)} | {fmt(d.recall, 3)} |")
+            lines.append(f"| {d.split} | {d.region} | {fmt(d.map50, 3)} | {fmt(d.map50_95, 3)} | {fmt(d.precision, 3)} | "
+                         f"{fmt(d.recall, 3)} |")
         lines.append("")
         lines.append("Study: YOLOv8m mAP50 0.973 (val).")
     if notes:
@@ -194,13 +202,16 @@ def html(table: pd.DataFrame, notes=()) -> str:
             + display_table(table).to_html(index=False, border=1) + paragraphs + "</body></html>\n")
 
 
-def write_comparison(metric_paths, detection_path, tsv_path, md_path, html_path, resamples: int, seed: int,
+def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
                      notes=(), inputs=None) -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
-    saw) from every method's metrics table."""
+    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by region."""
     table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs)
     write_tsv(table, tsv_path)
-    detection = read_tsv(detection_path) if detection_path else None
+    detection = None
+    if detection_paths:
+        detection = pd.concat([read_tsv(path).assign(region=region) for region, path in detection_paths.items()],
+                              ignore_index=True)
     with staged_file(md_path) as tmp:
         Path(tmp).write_text(markdown(table, detection, notes))
     with staged_file(html_path) as tmp:

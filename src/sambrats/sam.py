@@ -403,7 +403,7 @@ def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed:
     return {mode: (masks[mode], prompts[mode]) for mode in modes}
 
 
-def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str,
+def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str, region: str,
                       jitters: list[int], seed: int, tolerance_mm: float, device_name: str = "auto",
                       yolo_boxes=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
@@ -437,7 +437,7 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
                 (folder / name).mkdir(exist_ok=True)
                 box_array = np.asarray(box if box is not None else (-1, -1, -1, -1), dtype=np.int32)
                 np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
-                rows.append(metrics_row(sample.case_id, dataset, method, name.removeprefix("zeroshot_"),
+                rows.append(metrics_row(sample.case_id, dataset, region, method, name.removeprefix("zeroshot_"),
                                         mask, sample.mask, Path(out_dir) / name / f"{sample.case_id}.npz",
                                         sample.spacing, tolerance_mm, prompt_box="" if box is None else ",".join(map(str, box)),
                                         **extra))
