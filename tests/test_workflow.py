@@ -317,6 +317,7 @@ RECORDS_OF_THE_RUN = {
     "nnunet/model/*/debug.json": "host and times",
     "nnunet/model/*/progress.png": "nnU-Net plots the epoch durations",
     "nnunet/*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
+    "report.html": "written by another test's --report, not by the run",
 }
 
 
@@ -351,9 +352,12 @@ def test_a_second_region_runs_end_to_end_through_every_method(tmp_path):
     metrics and comparison rows; cases without it are skipped with a reason."""
     short = write_yaml(tmp_path / "et.yaml", {
         "regions": ["et"],
-        "sam": {"standin": {"epochs": 2}, "train": {"epochs": 2}},
-        "yolo": {"epochs": 2},
+        "demo": {"n_cases": 12, "shape": [64, 64, 32]},
+        "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
+        "yolo": {"epochs": 2, "imgsz": 64},
         "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1},
+        "medsam2": {"n_batches": 1},
+        "comparison": {"bootstrap_resamples": 200},
     })
     result = run_snakemake(tmp_path, "--cores", "2", "--configfile", DEMO, short)
     assert result.returncode == 0, result.stdout[-3000:]
