@@ -190,18 +190,16 @@ def comparison_inputs(wildcards):
 
 def figure_inputs(wildcards):
     """One region's metrics and each trained method's own training record of that region."""
-    inputs = {"metrics": method_metrics(wildcards.region)}
+    logs = {}
     if {"lora_sam", "yolo_sam"} & set(config["methods"]):
-        inputs["lora_history"] = rules.train_lora_sam.output.history
+        logs["lora_history"] = rules.train_lora_sam.output.history
     if "yolo_sam" in config["methods"]:
-        inputs["yolo_results"] = rules.train_yolo.output.results
+        logs["yolo_results"] = rules.train_yolo.output.results
     if "nnunet" in config["methods"]:
-        inputs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
-    return {
-        name: (
-            expand(path, region=wildcards.region)[0] if isinstance(path, str) else path
-        )
-        for name, path in inputs.items()
+        logs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
+    return {"metrics": method_metrics(wildcards.region)} | {
+        name: expand(pattern, region=wildcards.region)[0]
+        for name, pattern in logs.items()
     }
 
 
