@@ -87,7 +87,6 @@ rule build_slices:
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: dataset_config(wc.dataset)["modality"],
-        region=lambda wc: wc.region,
         percentiles=config["slices"]["clip_percentiles"],
     script:
         "../scripts/build_slices.py"

@@ -46,7 +46,6 @@ rule medsam2_predict:
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
-        region=lambda wc: wc.region,
         settings=medsam2_settings,
         n_batches=config["medsam2"]["n_batches"],
         device=config["device"],

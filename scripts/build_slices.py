@@ -11,7 +11,7 @@ write_slice_dataset(
     snakemake.output[0],
     params.layout,
     params.modality,
-    params.region,
+    snakemake.wildcards.region,
     params.percentiles,
     workers=snakemake.threads,
 )

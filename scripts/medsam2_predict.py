@@ -17,7 +17,7 @@ predict_batch(
     snakemake.wildcards.dataset,
     params.layout,
     params.modality,
-    params.region,
+    snakemake.wildcards.region,
     params.settings,
     int(snakemake.wildcards.batch),
     params.n_batches,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ from sambrats import nnunet
 from sambrats.brats import write_case_tables
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv, write_tsv
+from sambrats.processes import guarded_command
 from sambrats.slices import load_sample, slice_image, write_slice_dataset
 from sambrats.splits import write_split
 from sambrats.synth import GLI, write_cohort
@@ -90,7 +90,7 @@ def test_plan_train_resume_and_predict(prepared):
     # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
     args = [str(DATASET_ID), "5", "2", "1", "cpu", "0"]
     env = nnunet.environment(root, 1)
-    first = subprocess.Popen([sys.executable, "-m", "sambrats.nnunet", "train", *args], env=env,
+    first = subprocess.Popen(guarded_command("sambrats.nnunet:main", "train", *args), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fold_dir = root / "model" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
     deadline = time.time() + 600

@@ -3,7 +3,7 @@
 Every nnU-Net step runs in its own process with ``nnUNet_raw``, ``nnUNet_preprocessed`` and
 ``nnUNet_results`` pointing at folders under one root (``results/nnunet``), never the user's
 global ones: planning, preprocessing and prediction through nnunetv2's own commands, training
-through nnunetv2's trainer with the configured epochs and iterations (``python -m sambrats.nnunet``).
+through nnunetv2's trainer with the configured epochs and iterations (``sambrats.nnunet:main`` under ``python -m sambrats.processes``).
 
 Slices are stored as NIfTI volumes of shape H x W x 1 (row = j, column = i as in ``slices``) with
 1 mm spacing; fold 0 of ``splits_final.json`` is our train / val split, our test cases are
@@ -24,8 +24,8 @@ import numpy as np
 from .brats import get_layout, resolve_modality
 from .metrics import metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
+from .processes import guarded_command, run_logged
 from .seeding import seed_everything
-from .processes import guard_children, guarded_command, run_logged
 from .slices import load_sample, slice_image
 
 log = logging.getLogger(__name__)
@@ -231,10 +231,6 @@ def main(argv=None) -> None:
     parser.add_argument("device")
     parser.add_argument("seed", type=int)
     args = parser.parse_args(argv)
-    guard_children()
     _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device,
                            args.seed)
 
-
-if __name__ == "__main__":
-    main()

@@ -122,16 +122,12 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         for (dataset, region), group in row_metrics(metrics, row).groupby(["dataset", "region"], sort=True):
             groups[(row, dataset, region)] = group.set_index("case_id").sort_index()
     common = {}
-    for (row, *where), group in groups.items():
+    for (row, dataset, region), group in groups.items():
         if row.cases == "test":
-            common[tuple(where)] = common.get(tuple(where), set(group.index)) & set(group.index)
-
-    def order(key):
-        row, dataset, region = key
-        return REGIONS.index(region) if region in REGIONS else len(REGIONS), region, ROWS.index(row), dataset
-
+            shared = common.get((dataset, region), set(group.index))
+            common[(dataset, region)] = shared & set(group.index)
     records = []
-    for (row, dataset, region) in sorted(groups, key=order):
+    for row, dataset, region in sorted(groups, key=lambda key: (REGIONS.index(key[2]), ROWS.index(key[0]), key[1])):
         group = groups[(row, dataset, region)]
         if row.cases == "test":
             group = group.loc[sorted(common[(dataset, region)])]
