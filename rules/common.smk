@@ -234,8 +234,9 @@ def stand_in_notes():
         and "medsam2" in config["methods"]
     ):
         notes.append(
-            f"MedSAM-2 is the stand-in {config['medsam2']['checkpoint']}: sam2.1_hiera_t with random "
-            "weights in MedSAM-2's checkpoint format. It checks the code; its numbers mean nothing."
+            f"MedSAM-2 is the stand-in {config['medsam2']['checkpoint']}: sam2.1_hiera_t trained for a few "
+            "minutes on a separate synthetic cohort of another contrast, not MedSAM2_latest.pt: these are not "
+            "the study's numbers."
         )
     return notes
 

@@ -21,6 +21,7 @@ rule synth_cohort:
         shape=config["demo"]["shape"],
         seed=config["demo"]["seed"],
         broken=config["demo"]["broken"],
+        lesions=config["demo"]["lesions"],
     script:
         "../scripts/synth_cohort.py"
 

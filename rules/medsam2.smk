@@ -5,18 +5,27 @@ MEDSAM2_REGION = f"{MEDSAM2}/{{region}}"
 
 
 rule medsam2_standin:
-    """A randomly initialised sam2.1_hiera_t in MedSAM-2's checkpoint format (demo stand-in)."""
+    """Stand-in for MedSAM2_latest.pt: sam2.1_hiera_t trained briefly on clips of a separate synthetic cohort."""
     output:
-        protected(f"{MEDSAM2}/standin/{{preset}}.pt"),
+        checkpoint=protected(f"{MEDSAM2}/standin/{{preset}}.pt"),
+        history=f"{MEDSAM2}/standin/{{preset}}.history.tsv",
     log:
         f"{LOGS}/medsam2_standin/{{preset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/medsam2_standin/{{preset}}.tsv"
     wildcard_constraints:
         preset="|".join(MEDSAM2_STANDINS),
     conda:
         SOFTWARE
+    threads: 2
+    resources:
+        mem_mb=memory_per_attempt(6000),
+        runtime=60,
+        gpu=1,
     params:
         image_size=config["medsam2"]["image_size"],
-        seed=config["seed"],
+        training={**config["medsam2"]["standin"], "lesions": config["demo"]["lesions"]},
+        device=config["device"],
     script:
         "../scripts/medsam2_standin.py"
 

@@ -27,7 +27,8 @@ rule sam_standin:
         cohort=lambda wc: {
             key: config["sam"]["standin"][key]
             for key in ("n_cases", "shape", "seed", "modality")
-        },
+        }
+        | {"lesions": config["demo"]["lesions"]},
         settings=lambda wc: standin_settings(),
         device=config["device"],
     script:

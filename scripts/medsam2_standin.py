@@ -1,7 +1,9 @@
-"""Rule medsam2_standin: a stand-in checkpoint in MedSAM-2's format."""
+"""Rule medsam2_standin: train the MedSAM-2 stand-in and save it in MedSAM-2's checkpoint format."""
 
 from sambrats import logs
-from sambrats.medsam2 import write_standin
+from sambrats.medsam2_standin import ClipTraining, write_standin
 
 logs.setup(snakemake.log[0])
-write_standin(snakemake.output[0], snakemake.params.image_size, snakemake.params.seed)
+params = snakemake.params
+write_standin(snakemake.output.checkpoint, snakemake.output.history, params.image_size,
+              ClipTraining(**{**params.training, "shape": tuple(params.training["shape"])}), params.device)

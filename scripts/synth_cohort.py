@@ -8,4 +8,5 @@ from sambrats.synth import write_cohort
 logs.setup(snakemake.log[0])
 params = snakemake.params
 with staged_directory(snakemake.output[0]) as folder:
-    write_cohort(folder, get_layout(params.layout), params.n_cases, params.shape, params.seed, params.broken)
+    write_cohort(folder, get_layout(params.layout), params.n_cases, params.shape, params.seed, params.broken,
+                 params.lesions)

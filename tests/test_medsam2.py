@@ -12,17 +12,32 @@ import torch
 
 from sambrats import medsam2
 from sambrats.brats import LEGACY, discover
+from sambrats.medsam2_standin import ClipTraining, write_standin
 from sambrats.outputs import read_tsv, write_tsv
 
 CPU = torch.device("cpu")
 SIZE = 32
+# A few steps of the stand-in training: the real training code, not a model that segments.
+BRIEF = ClipTraining(n_cases=2, shape=(32, 32, 16), seed=3, modality="t1n", lesions=1, image_steps=2,
+                     image_batch=2, clips=2, clip_length=3, lr=3e-4)
 
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
     path = tmp_path_factory.mktemp("medsam2") / "standin.pt"
-    medsam2.write_standin(path, SIZE, seed=0)
+    write_standin(path, path.with_suffix(".history.tsv"), SIZE, BRIEF, "cpu")
     return path
+
+
+def test_the_stand_in_records_its_training_and_the_same_settings_give_the_same_bytes(standin, tmp_path):
+    history = read_tsv(standin.with_suffix(".history.tsv"))
+    assert history.phase.tolist() == ["slices"] * 2 + ["clips"] * 2
+    assert (history.slices[2:] <= 3).all() and np.isfinite(history.loss).all()
+    content = torch.load(standin, weights_only=True)
+    assert content["image_size"] == SIZE and "synthetic" in content["stand_in"]
+    again = tmp_path / "again.pt"
+    write_standin(again, tmp_path / "again.tsv", SIZE, BRIEF, "cpu")
+    assert again.read_bytes() == standin.read_bytes()
 
 
 def undo_normalisation(frames: torch.Tensor) -> np.ndarray:

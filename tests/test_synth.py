@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from sambrats.brats import GLI, LEGACY, discover
-from sambrats.synth import synth_images, synth_tissues, T, write_cohort
+from sambrats.synth import T, labels_from_tissues, synth_images, synth_tissues, write_cohort
 
 from conftest import SMALL_SHAPE
 
@@ -61,10 +62,25 @@ def test_contrast_oedema_bright_on_flair_and_t2_rim_bright_on_t1c():
 
     assert mean("t2f", "oedema") > 1.5
     assert mean("t2w", "oedema") > 1.5
-    assert mean("t1c", "enhancing") > 1.2
+    assert mean("t1c", "enhancing") > 1.1  # a thin rim: partial volume with the dark core blurs it
     assert mean("t1c", "enhancing") > 1.5 * mean("t1n", "enhancing")
     assert mean("t2f", "csf") < 0.6  # dark, blurred by partial volume at the small ventricles
     assert (images["t2f"][tissue == 0] == 0).all()
+
+
+def test_look_alike_lesions_are_unlabelled_beside_the_tumour_and_bright_like_it_on_flair():
+    for index in range(4):
+        rng = np.random.default_rng(index)
+        tissue = synth_tissues((96, 96, 48), rng, "HGG", cavity=False, lesions=3)
+        images = synth_images(tissue, ("t2f",), rng)
+        lesion, tumour = tissue == T["lesion"], np.isin(tissue, [T["oedema"], T["necrosis"], T["enhancing"]])
+        assert lesion.any() and not labels_from_tissues(tissue, GLI)[lesion].any()
+        assert not (ndimage.binary_dilation(lesion) & tumour).any()
+        key = tumour.sum(axis=(0, 1)).argmax()
+        assert lesion[:, :, key].any()  # on the slice the 2D methods see
+        ratio = images["t2f"][lesion].mean() / images["t2f"][tissue == T["oedema"]].mean()
+        assert 0.8 < ratio < 1.1
+    assert not (synth_tissues((96, 96, 48), np.random.default_rng(0), "HGG", cavity=False) == T["lesion"]).any()
 
 
 def test_full_size_volume_is_supported(tmp_path):

@@ -14,7 +14,6 @@ one that returns our preprocessed tensor for the duration of ``init_state``.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 from pathlib import Path
@@ -30,7 +29,7 @@ from tqdm import tqdm
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
 from .devices import autocast
 from .metrics import dice, metrics_row, metrics_table
-from .outputs import read_tsv, staged_directory, staged_file, write_tsv
+from .outputs import read_tsv, staged_directory, write_tsv
 from .seeding import seed_everything
 from .slices import axial_slice, axial_spacing, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 
@@ -79,17 +78,6 @@ def load_predictor(checkpoint, image_size: int, device: torch.device):
     except RuntimeError as err:
         raise ValueError(f"MedSAM-2 checkpoint {checkpoint} does not fit sam2.1_hiera_t: {err}") from err
     return predictor.to(device).eval()
-
-
-def write_standin(path, image_size: int, seed: int) -> None:
-    """A randomly initialised hiera_t in MedSAM-2's checkpoint format (a code stand-in only)."""
-    seed_everything(seed)
-    predictor = build_model(image_size, torch.device("cpu"))
-    content = io.BytesIO()  # torch names the archive after the file: the staging name would differ each run
-    torch.save({"model": predictor.state_dict(), "stand_in": "random sam2.1_hiera_t", "image_size": image_size},
-               content)
-    with staged_file(path) as tmp:
-        tmp.write_bytes(content.getvalue())
 
 
 def preprocess(volume: np.ndarray, image_size: int, percentiles=(0.5, 99.5)) -> torch.Tensor:

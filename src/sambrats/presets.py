@@ -4,5 +4,5 @@
 SAM_STANDINS = {
     "tiny-sam-256": dict(image_size=256, vision_width=96, vision_layers=2, width=64),
 }
-# MedSAM-2 stand-ins: sam2.1_hiera_t with random weights in MedSAM-2's checkpoint format.
+# MedSAM-2 stand-ins: sam2.1_hiera_t trained on synthetic clips, in MedSAM-2's checkpoint format.
 MEDSAM2_STANDINS = ("standin-hiera-t",)

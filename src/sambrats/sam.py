@@ -312,10 +312,10 @@ def finish_training(history: pd.DataFrame, workdir: Path, out_dir, history_path,
     shutil.rmtree(workdir)
 
 
-def standin_samples(n_cases: int, shape, seed: int, modality: str) -> list[SliceSample]:
+def standin_samples(n_cases: int, shape, seed: int, modality: str, lesions: int = 0) -> list[SliceSample]:
     """Slices of a separate synthetic GLI cohort (never the demo cohort) for the stand-in."""
     with tempfile.TemporaryDirectory() as tmp:
-        write_cohort(tmp, GLI, n_cases, shape, seed)
+        write_cohort(tmp, GLI, n_cases, shape, seed, lesions=lesions)
         cases, _ = discover(Path(tmp), GLI, "standin")
         name = resolve_modality(GLI, modality)
         return [
@@ -332,7 +332,7 @@ def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, 
     seed_everything(settings.seed)
     model = SamModel(tiny_sam_config(**spec)).to(device)
     processor = sam_processor(spec["image_size"])
-    samples = standin_samples(cohort["n_cases"], cohort["shape"], cohort["seed"], cohort["modality"])
+    samples = standin_samples(**cohort)
     n_val = max(1, len(samples) // 5)
     log.info("stand-in %s: %d parameters, %d train / %d val slices", preset,
              parameter_counts(model)[1], len(samples) - n_val, n_val)

@@ -21,15 +21,17 @@ from .brats import GLI, LEGACY, Layout
 
 log = logging.getLogger(__name__)
 
-TISSUES = ("background", "csf", "grey", "white", "oedema", "necrosis", "enhancing", "cavity")
+TISSUES = ("background", "csf", "grey", "white", "oedema", "necrosis", "enhancing", "cavity", "lesion")
 T = {name: index for index, name in enumerate(TISSUES)}
 
 # Mean relative intensity of each tissue per contrast (columns follow TISSUES).
+# "lesion" is a non-tumour white-matter hyperintensity (unlabelled): bright like oedema on FLAIR and
+# T2, enhancing faintly on T1c, so that only the prompt tells it from the tumour.
 CONTRAST = {
-    "t1n": [0.0, 0.25, 0.55, 0.75, 0.50, 0.30, 0.55, 0.20],
-    "t1c": [0.0, 0.25, 0.55, 0.75, 0.50, 0.30, 1.40, 0.20],
-    "t2w": [0.0, 1.00, 0.60, 0.40, 0.85, 0.90, 0.70, 0.95],
-    "t2f": [0.0, 0.15, 0.55, 0.45, 0.95, 0.60, 0.75, 0.20],
+    "t1n": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 0.55, 0.20, 0.45],
+    "t1c": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 1.40, 0.20, 0.90],
+    "t2w": [0.0, 1.00, 0.60, 0.40, 0.85, 0.90, 0.70, 0.95, 0.85],
+    "t2f": [0.0, 0.15, 0.55, 0.45, 0.95, 0.60, 0.75, 0.20, 0.90],
 }
 # Contrast of each layout modality name.
 CONTRAST_OF = {"t1n": "t1n", "t1c": "t1c", "t2w": "t2w", "t2f": "t2f",
@@ -56,8 +58,25 @@ def ellipsoid_distance(shape, centre, radii) -> np.ndarray:
     return np.sqrt(sum(((ax - c) / r) ** 2 for ax, c, r in zip(axes, centre, radii)))
 
 
-def synth_tissues(shape, rng: np.random.Generator, grade: str, cavity: bool) -> np.ndarray:
-    """Tissue class map (indices into TISSUES) of one synthetic head with a tumour."""
+def add_lesions(tissue, brain, tumour, centre, radius: float, count: int, rng: np.random.Generator) -> None:
+    """Up to ``count`` unlabelled lesions beside the tumour, at its height, of a similar size."""
+    shape = tissue.shape
+    for _ in range(count):
+        for _attempt in range(20):
+            size = radius * rng.uniform(0.5, 0.9)
+            angle = rng.uniform(0, 2 * np.pi)
+            reach = (radius + size) * rng.uniform(1.3, 2.2)
+            spot = centre + np.array([reach * np.cos(angle), reach * np.sin(angle), rng.uniform(-0.4, 0.4) * radius])
+            radii = size * rng.uniform(0.8, 1.2, 3)
+            lesion = ellipsoid_distance(shape, spot, radii) < 1
+            if lesion.sum() and (brain[lesion].mean() > 0.95) and not (lesion & tumour).any():
+                tissue[lesion] = T["lesion"]
+                break
+
+
+def synth_tissues(shape, rng: np.random.Generator, grade: str, cavity: bool, lesions: int = 0) -> np.ndarray:
+    """Tissue class map (indices into TISSUES) of one synthetic head with a tumour and ``lesions``
+    unlabelled look-alike lesions at most."""
     shape = tuple(int(n) for n in shape)
     dims = np.array(shape, dtype=float)
     centre = dims / 2 + rng.uniform(-0.03, 0.03, 3) * dims
@@ -75,8 +94,8 @@ def synth_tissues(shape, rng: np.random.Generator, grade: str, cavity: bool) -> 
     # Tumour: deformed nested ellipsoids inside the brain.
     offset = rng.uniform(-0.5, 0.5, 3) * brain_radii
     tumour_centre = centre + offset
-    size = rng.uniform(0.10, 0.22) * dims.min()
-    radii = size * rng.uniform(0.75, 1.25, 3) * [1, 1, dims[2] / dims.min()]
+    size = rng.uniform(0.09, 0.16) * dims[:2].min()  # in-plane radius: 18-32 % of the field of view across
+    radii = size * rng.uniform(0.75, 1.25, 3) * [1, 1, dims[2] / dims[:2].min()]
     deform = 1 + 0.18 * smooth_noise(rng, shape, sigma=max(1.5, size / 3))
     distance = ellipsoid_distance(shape, tumour_centre, radii) * deform
     core_fraction = rng.uniform(0.35, 0.6)
@@ -89,6 +108,9 @@ def synth_tissues(shape, rng: np.random.Generator, grade: str, cavity: bool) -> 
     else:
         tissue[core] = T["enhancing"]
         tissue[brain & (distance < core_fraction * (1 - rim))] = T["necrosis"]
+    if lesions:
+        add_lesions(tissue, brain, distance < 1.3, tumour_centre, float(radii.mean()),
+                    int(rng.integers(1, lesions + 1)), rng)
     if cavity:
         cavity_centre = tumour_centre + radii * rng.choice([-1, 1], 3) * 0.9
         hole = brain & (ellipsoid_distance(shape, cavity_centre, radii * 0.35) < 1)
@@ -152,13 +174,19 @@ def write_nifti(array: np.ndarray, path: Path, layout: Layout, is_seg: bool) -> 
     nib.save(image, path)
 
 
-def write_case(root: Path, layout: Layout, case_id: str, grade: str, shape, seed: int,
-               index: int, broken: str | None = None) -> Path:
-    """Write one case (optionally broken in a named way) and return its folder."""
+def synth_case(shape, seed: int, layout: Layout, index: int, grade: str, cavity: bool, lesions: int,
+               modalities) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Tissue map and images of case ``index`` of a cohort: the same arguments, the same case."""
     rng = np.random.default_rng([seed, STREAM[layout.name], index])
+    tissue = synth_tissues(shape, rng, grade, cavity, lesions)
+    return tissue, synth_images(tissue, modalities, rng)
+
+
+def write_case(root: Path, layout: Layout, case_id: str, grade: str, shape, seed: int,
+               index: int, broken: str | None = None, lesions: int = 0) -> Path:
+    """Write one case (optionally broken in a named way) and return its folder."""
     cavity = layout.name == "gli" and case_id.endswith("-001")
-    tissue = synth_tissues(shape, rng, grade, cavity)
-    images = synth_images(tissue, layout.modalities, rng)
+    tissue, images = synth_case(shape, seed, layout, index, grade, cavity, lesions, layout.modalities)
     seg = labels_from_tissues(tissue, layout)
     if broken == "no_tumour":
         seg[:] = 0
@@ -187,8 +215,9 @@ def broken_case_id(layout: Layout, index: int) -> tuple[str, str]:
 
 
 def write_cohort(root: str | Path, layout: Layout, n_cases: int, shape, seed: int,
-                 broken: list[str] | tuple[str, ...] = ()) -> list[Path]:
-    """Write ``n_cases`` valid cases and one case per broken kind below ``root``."""
+                 broken: list[str] | tuple[str, ...] = (), lesions: int = 0) -> list[Path]:
+    """Write ``n_cases`` valid cases (each with up to ``lesions`` look-alike lesions) and one case
+    per broken kind below ``root``."""
     unknown = set(broken) - set(BROKEN_KINDS)
     if unknown:
         raise ValueError(f"unknown broken case kinds {sorted(unknown)}; known: {BROKEN_KINDS}")
@@ -198,6 +227,6 @@ def write_cohort(root: str | Path, layout: Layout, n_cases: int, shape, seed: in
     jobs += [(*broken_case_id(layout, i), kind) for i, kind in enumerate(broken)]
     folders = []
     for index, (case_id, grade, kind) in enumerate(tqdm(jobs, desc=f"writing {layout.name} cohort", unit="case")):
-        folders.append(write_case(root, layout, case_id, grade, shape, seed, index, kind))
+        folders.append(write_case(root, layout, case_id, grade, shape, seed, index, kind, lesions))
     log.info("wrote %d synthetic %s cases (%d broken) to %s", len(jobs), layout.description, len(broken), root)
     return folders
