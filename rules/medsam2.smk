@@ -24,7 +24,7 @@ rule medsam2_standin:
         gpu=1,
     params:
         image_size=config["medsam2"]["image_size"],
-        training={**config["medsam2"]["standin"], "lesions": config["demo"]["lesions"]},
+        training=config["medsam2"]["standin"],
         device=config["device"],
     script:
         "../scripts/medsam2_standin.py"

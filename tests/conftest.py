@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from sambrats.brats import GLI, LEGACY
 from sambrats.outputs import write_tsv
@@ -96,6 +97,36 @@ def demo_run(tmp_path_factory) -> Path:
     """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
     workdir = tmp_path_factory.mktemp("demo")
     result = run_snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    return workdir
+
+
+# The demo graph with small cohorts and short trainings, on the enhancing tumour: every rule runs in
+# about two minutes. Shared by the second-region, byte-comparison and SLURM tests.
+SHORT_DEMO = {
+    "regions": ["et"],
+    "demo": {"n_cases": 12, "shape": [64, 64, 32]},
+    "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
+    "yolo": {"epochs": 2, "imgsz": 64},
+    "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1},
+    "medsam2": {"standin": {"n_cases": 4, "shape": [64, 64, 32], "image_steps": 4, "clips": 4}},
+    "comparison": {"bootstrap_resamples": 200},
+}
+
+
+@pytest.fixture(scope="session")
+def short_demo_config(tmp_path_factory) -> list[str]:
+    """`--configfile` arguments of the short demo."""
+    path = tmp_path_factory.mktemp("short-config") / "short.yaml"
+    path.write_text(yaml.safe_dump(SHORT_DEMO))
+    return ["--configfile", str(REPO / "config" / "demo.yaml"), str(path)]
+
+
+@pytest.fixture(scope="session")
+def short_demo_run(tmp_path_factory, short_demo_config) -> Path:
+    """One local run of the short demo."""
+    workdir = tmp_path_factory.mktemp("short-demo")
+    result = run_snakemake(workdir, "--cores", "2", *short_demo_config)
     assert result.returncode == 0, result.stdout[-3000:]
     return workdir
 

@@ -182,3 +182,24 @@ def test_batches_cover_every_case_once_with_its_split():
     together = pd.concat(batches).set_index("case_id")
     assert together.loc["c5", "split"] == "test" and together.loc["c0", "split"] == "train"
     assert medsam2.batch_cases(cases, splits, 7, 8).empty  # more batches than cases: an empty batch
+
+
+def test_the_stand_in_loss_trains_the_best_candidate_and_the_object_score():
+    from sambrats.medsam2_standin import frame_loss
+
+    target = torch.zeros(16, 16, dtype=torch.bool)
+    target[4:10, 5:12] = True
+    perfect = torch.where(target, 20.0, -20.0)
+    masks = torch.stack([-perfect, perfect, torch.zeros(16, 16)])[None].requires_grad_()
+    ious = torch.tensor([[0.0, 1.0, 0.3]], requires_grad=True)
+    score = torch.tensor([[5.0]], requires_grad=True)
+    outputs = (None, masks, ious, None, None, None, score)
+    loss = frame_loss(outputs, target)
+    loss.backward()
+    assert loss.item() < 0.2  # the perfect candidate counts, with a correct IoU and a confident score
+    assert masks.grad[0, 0].abs().sum() == 0 and masks.grad[0, 2].abs().sum() == 0  # only the best is trained
+    masks.grad, score.grad = None, None
+    empty = frame_loss(outputs, torch.zeros(16, 16, dtype=torch.bool))
+    empty.backward()
+    assert masks.grad is None and score.grad.item() > 0  # the object is absent: only the score learns
+    np.testing.assert_allclose(empty.item(), torch.nn.functional.softplus(torch.tensor(5.0)).item(), rtol=1e-6)

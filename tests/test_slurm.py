@@ -1,6 +1,6 @@
 """The workflow on a real single-node SLURM cluster through `snakemake --profile slurm`.
 
-One scenario, as a user lives it: the MedSAM-2 branch of the demo (GPU rule medsam2_predict) is run
+One scenario, as a user lives it: the MedSAM-2 branch of the short demo (GPU rule medsam2_predict) is run
 with `strict: true`, so discover_cases fails on the demo's broken cases (retried with more memory, then
 reported); the rerun without it continues from what completed and its results equal the local run's.
 """
@@ -24,7 +24,7 @@ from slurm_cluster import GPU_MODEL, LocalSlurm, PackagesUnavailable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
-TARGET = "results/medsam2/wt/brats2019/metrics.tsv"
+TARGET = "results/medsam2/et/brats2019/metrics.tsv"
 SNAKEMAKE_TIMEOUT_S = 600
 FAILING_LOG = "results/logs/discover_cases/brats2019.log"
 
@@ -75,17 +75,16 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def slurm_runs(cluster, tmp_path_factory, demo_run):
+def slurm_runs(cluster, tmp_path_factory, short_demo_run, short_demo_config):
     workdir = tmp_path_factory.mktemp("slurm-run")
     (workdir / "strict.yaml").write_text("strict: true\n")
-    demo = str(REPO / "config" / "demo.yaml")
-    failed = snakemake_on_slurm(workdir, "--configfile", demo, str(workdir / "strict.yaml"))
+    failed = snakemake_on_slurm(workdir, *short_demo_config, str(workdir / "strict.yaml"))
     jobs_after_failure = cluster.jobs()
     failed_log = (workdir / FAILING_LOG).read_text()  # the rerun writes this log anew
-    rerun = snakemake_on_slurm(workdir, "--configfile", demo)
+    rerun = snakemake_on_slurm(workdir, *short_demo_config)
     return {"workdir": workdir, "failed": failed, "rerun": rerun, "jobs_after_failure": jobs_after_failure,
             "failed_log": failed_log,
-            "jobs": cluster.jobs(), "local": demo_run}
+            "jobs": cluster.jobs(), "local": short_demo_run}
 
 
 def test_a_failing_rule_is_reported_retried_with_more_memory_and_its_logs_are_kept(slurm_runs):
@@ -119,7 +118,7 @@ def test_jobs_ran_through_slurm_and_gpu_rules_got_the_gpu_partition_and_gres(slu
         print("\nsbatch lines of the SLURM test run:")
         for rule, lines in calls.items():
             print("\n".join(f"  [{rule}] {line}" for line in lines))
-    gpu_rules = {"medsam2_predict"}
+    gpu_rules = {"medsam2_standin", "medsam2_predict"}
     for rule, lines in calls.items():
         for line in lines:
             if rule in gpu_rules:
@@ -132,20 +131,20 @@ def test_jobs_ran_through_slurm_and_gpu_rules_got_the_gpu_partition_and_gres(slu
                  for job in jobs if job["JobState"] == "COMPLETED"}
     assert completed == set(calls)  # every rule that was submitted completed in the end
     for job in jobs:
-        on_gpu = job["Comment"].startswith("rule_medsam2_predict")
+        on_gpu = job["Comment"].startswith(tuple(f"rule_{rule}_" for rule in gpu_rules))
         assert (job["TresPerJob"] == f"gres:gpu:{GPU_MODEL}:1") == on_gpu, job
         assert job["Partition"] == ("gpu" if on_gpu else "standard"), job
 
 
 def test_results_equal_those_of_the_local_run(slurm_runs):
     slurm, local = slurm_runs["workdir"], slurm_runs["local"]
-    for table in ("cases/brats2019.tsv", "splits/brats2019.tsv", "slices/brats2019/wt/index.tsv"):
+    for table in ("cases/brats2019.tsv", "splits/brats2019.tsv", "slices/brats2019/et/index.tsv"):
         ours = (slurm / "results" / table).read_text().replace(str(slurm), "<workdir>")
         assert ours == (local / "results" / table).read_text().replace(str(local), "<workdir>"), table
-    index = read_tsv(local / "results/slices/brats2019/wt/index.tsv")
+    index = read_tsv(local / "results/slices/brats2019/et/index.tsv")
     for case_id in index.case_id:
-        ours = load_sample(slurm / "results/slices/brats2019/wt", case_id)
-        theirs = load_sample(local / "results/slices/brats2019/wt", case_id)
+        ours = load_sample(slurm / "results/slices/brats2019/et", case_id)
+        theirs = load_sample(local / "results/slices/brats2019/et", case_id)
         assert np.array_equal(ours.image, theirs.image) and np.array_equal(ours.mask, theirs.mask)
     ours, theirs = read_tsv(slurm / TARGET), read_tsv(local / TARGET)
     assert list(ours.case_id) == list(theirs.case_id)

@@ -198,7 +198,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
     ]
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
-    assert (table.n[~all_cases] == 4).all() and (table.n[all_cases] == 20).all()  # test split / every case
+    assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
     assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
     assert table.set_index("row").loc["nnU-Net", "input"] == "t2f slice"
     assert table.set_index("row").loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce volume, one box on the key slice"
@@ -217,6 +217,20 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     assert (workdir / "results/report.html").stat().st_size > 100_000
+
+
+def test_the_demo_shows_what_the_study_is_about(demo_run):
+    """A MedSAM-2 stand-in that segments, LoRA over zero-shot SAM, enough test cases for the statistics.
+
+    Not yet: the tiny SAM stand-in ignores its prompt (GT box, jittered boxes and no prompt give the
+    same masks), so the demo cannot show the prompt effects the study measures."""
+    results = demo_run / "results"
+    for dataset in ("brats2024", "brats2019"):
+        assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
+    medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
+    assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
+    sam = read_tsv(results / "sam/wt/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
+    assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
@@ -331,37 +345,28 @@ def result_files(workdir) -> dict[str, bytes]:
     return files
 
 
-def test_the_demo_gives_the_same_bytes_in_a_fresh_folder(demo_run, tmp_path):
-    result = run_snakemake(tmp_path, "--cores", "2", "--configfile", DEMO)
+def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, short_demo_config, tmp_path):
+    """Every rule of the demo graph (the short demo, to keep `make test` within its budget)."""
+    result = run_snakemake(tmp_path, "--cores", "2", *short_demo_config)
     assert result.returncode == 0, result.stdout[-3000:]
-    first, second = result_files(demo_run), result_files(tmp_path)
+    first, second = result_files(short_demo_run), result_files(tmp_path)
     assert sorted(first) == sorted(second)
-    for name in ("comparison.tsv", "comparison.md", "sam/wt/metrics.tsv", "nnunet/wt/metrics.tsv", "yolo/wt/metrics.tsv",
-                 "yolo/wt/boxes.tsv", "medsam2/wt/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
-                 "slices/brats2024/wt/index.tsv", "sam/wt/lora/adapter/adapter_model.safetensors"):
+    for name in ("comparison.tsv", "comparison.md", "sam/et/metrics.tsv", "nnunet/et/metrics.tsv", "yolo/et/metrics.tsv",
+                 "yolo/et/boxes.tsv", "medsam2/et/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
+                 "slices/brats2024/et/index.tsv", "sam/et/lora/adapter/adapter_model.safetensors",
+                 "medsam2/standin/standin-hiera-t.pt", "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
     for kind in (".npz", ".nii.gz", ".png", ".safetensors", ".pt"):
         assert any(name.endswith(kind) for name in first), kind
-    assert sum(name.endswith(".npz") for name in first) >= 40 and len(first) >= 300
+    assert sum(name.endswith(".npz") for name in first) >= 20 and len(first) >= 150
     differing = [name for name in first if first[name] != second[name]]
     assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"
 
 
-def test_a_second_region_runs_end_to_end_through_every_method(tmp_path):
-    """The enhancing tumour through every method with short trainings: its own slices, models,
-    metrics and comparison rows; cases without it are skipped with a reason."""
-    short = write_yaml(tmp_path / "et.yaml", {
-        "regions": ["et"],
-        "demo": {"n_cases": 12, "shape": [64, 64, 32]},
-        "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
-        "yolo": {"epochs": 2, "imgsz": 64},
-        "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1},
-        "medsam2": {"n_batches": 1},
-        "comparison": {"bootstrap_resamples": 200},
-    })
-    result = run_snakemake(tmp_path, "--cores", "2", "--configfile", DEMO, short)
-    assert result.returncode == 0, result.stdout[-3000:]
-    results = tmp_path / "results"
+def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
+    """The enhancing tumour through every method with short trainings (the short demo): its own
+    slices, models, metrics and comparison rows; cases without it are skipped with a reason."""
+    results = short_demo_run / "results"
     table = read_tsv(results / "comparison.tsv")
     assert set(table.region) == {"et"}
     assert {"nnunet", "sam_zeroshot", "lora_sam", "medsam2"} <= set(table.method)
@@ -369,7 +374,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(tmp_path):
         index = read_tsv(results / f"slices/{dataset}/et/index.tsv")
         cases = read_tsv(results / f"cases/{dataset}.tsv")
         for row in index.itertuples():  # the largest enhancing-tumour slice, checked against the seg
-            seg = np.asanyarray(nib.load(tmp_path / cases.set_index("case_id").loc[row.case_id, "seg"]).dataobj)
+            seg = np.asanyarray(nib.load(short_demo_run / cases.set_index("case_id").loc[row.case_id, "seg"]).dataobj)
             enhancing = np.isin(seg, sorted(layout.region_labels["et"]))
             assert row.area == enhancing.sum(axis=(0, 1)).max() == enhancing[:, :, row.slice_index].sum()
         skipped = read_tsv(results / f"slices/{dataset}/et/skipped.tsv")

@@ -141,36 +141,44 @@ def sample_clip(volume: Volume, length: int, rng: np.random.Generator):
     return slice(first, last), reverse
 
 
-def train_clips(model, volumes: list[Volume], settings: ClipTraining, device: torch.device) -> pd.DataFrame:
-    """Adam on every parameter, one clip per step; the history of the loss."""
+def slices_step(model, volumes: list[Volume], settings: ClipTraining, rng, device) -> tuple[torch.Tensor, int]:
+    """Loss of one batch of prompted tumour slices from random volumes (image mode)."""
+    picked = [volumes[int(i)] for i in rng.integers(len(volumes), size=settings.image_batch)]
+    chosen = [(volume, int(rng.choice(volume.tumour_slices))) for volume in picked]
+    masks = torch.stack([volume.masks[k] for volume, k in chosen])
+    prompts = [box_points(mask, rng, jitter=2.0) for mask in masks]
+    prompt = {key: torch.cat([p[key] for p in prompts]).to(device) for key in prompts[0]}
+    frames = torch.stack([volume.frames[k] for volume, k in chosen])
+    return image_loss(model, frames.to(device), masks.to(device), prompt), len(masks)
+
+
+def clip_step(model, volumes: list[Volume], settings: ClipTraining, rng, device) -> tuple[torch.Tensor, int]:
+    """Loss of one clip of a random volume, prompted on its first slice in tracking order."""
+    volume = volumes[int(rng.integers(len(volumes)))]
+    span, reverse = sample_clip(volume, settings.clip_length, rng)
+    masks = volume.masks[span]
+    prompt = box_points(masks[len(masks) - 1 if reverse else 0], rng, jitter=2.0)
+    prompt = {key: value.to(device) for key, value in prompt.items()}
+    return clip_loss(model, volume.frames[span].to(device), masks.to(device), prompt, reverse), len(masks)
+
+
+def train_standin(model, volumes: list[Volume], settings: ClipTraining, device: torch.device) -> pd.DataFrame:
+    """Adam on every parameter (cosine decay): prompted slices, then clips; the loss per slice of each step."""
     rng = np.random.default_rng(settings.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, settings.image_steps + settings.clips))
     model.train()
     history = []
-    for step in tqdm(range(1, settings.image_steps + 1), desc="MedSAM-2 stand-in slices", unit="batch"):
-        chosen = [(volume, int(rng.choice(volume.tumour_slices)))
-                  for volume in (volumes[int(i)] for i in rng.integers(len(volumes), size=settings.image_batch))]
-        masks = torch.stack([volume.masks[k] for volume, k in chosen])
-        prompts = [box_points(mask, rng, jitter=2.0) for mask in masks]
-        prompt = {key: torch.cat([p[key] for p in prompts]).to(device) for key in prompts[0]}
-        loss = image_loss(model, torch.stack([volume.frames[k] for volume, k in chosen]).to(device),
-                          masks.to(device), prompt)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append({"phase": "slices", "step": step, "slices": len(masks), "loss": loss.item() / len(masks)})
-    for step in tqdm(range(1, settings.clips + 1), desc="MedSAM-2 stand-in clips", unit="clip"):
-        volume = volumes[int(rng.integers(len(volumes)))]
-        span, reverse = sample_clip(volume, settings.clip_length, rng)
-        masks = volume.masks[span]
-        prompt_frame = len(masks) - 1 if reverse else 0
-        prompt = box_points(masks[prompt_frame], rng, jitter=2.0)
-        loss = clip_loss(model, volume.frames[span].to(device), masks.to(device),
-                         {key: value.to(device) for key, value in prompt.items()}, reverse)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append({"phase": "clips", "step": step, "slices": len(masks), "loss": loss.item() / len(masks)})
+    for phase, step_loss, steps in (("slices", slices_step, settings.image_steps), ("clips", clip_step, settings.clips)):
+        for step in tqdm(range(1, steps + 1), desc=f"MedSAM-2 stand-in, {phase}", unit="step"):
+            loss, n_slices = step_loss(model, volumes, settings, rng, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            history.append({"phase": phase, "step": step, "slices": n_slices, "loss": loss.item() / n_slices})
+            if step % 50 == 0:
+                log.info("%s step %d: loss per slice %.4f", phase, step, history[-1]["loss"])
     return pd.DataFrame(history, columns=["phase", "step", "slices", "loss"])
 
 
@@ -182,9 +190,10 @@ def write_standin(path, history_path, image_size: int, settings: ClipTraining, d
     seed_everything(settings.seed)
     predictor = build_model(image_size, device)
     volumes = training_volumes(settings, image_size)
-    log.info("MedSAM-2 stand-in: %d volumes, %d clips of %d slices at %d px", len(volumes), settings.clips,
+    log.info("MedSAM-2 stand-in: %d %s volumes, %d steps of %d slices, %d clips of %d slices, at %d px",
+             len(volumes), settings.modality, settings.image_steps, settings.image_batch, settings.clips,
              settings.clip_length, image_size)
-    history = train_clips(predictor, volumes, settings, device)
+    history = train_standin(predictor, volumes, settings, device)
     state = {name: tensor.detach().cpu() for name, tensor in predictor.state_dict().items()}
     content = io.BytesIO()  # torch names the archive after the file: the staging name would differ each run
     torch.save({"model": state, "stand_in": "sam2.1_hiera_t trained on synthetic clips", "image_size": image_size},

@@ -21,17 +21,18 @@ from .brats import GLI, LEGACY, Layout
 
 log = logging.getLogger(__name__)
 
-TISSUES = ("background", "csf", "grey", "white", "oedema", "necrosis", "enhancing", "cavity", "lesion")
+TISSUES = ("background", "csf", "grey", "white", "oedema", "necrosis", "enhancing", "cavity", "lesion", "lesion_core")
 T = {name: index for index, name in enumerate(TISSUES)}
 
 # Mean relative intensity of each tissue per contrast (columns follow TISSUES).
-# "lesion" is a non-tumour white-matter hyperintensity (unlabelled): bright like oedema on FLAIR and
-# T2, enhancing faintly on T1c, so that only the prompt tells it from the tumour.
+# "lesion" and "lesion_core" make unlabelled tumour look-alikes (other lesions, as in multifocal
+# disease or a metastasis): on FLAIR and T2 a bright rim around a darker core like the glioma's, a
+# fainter enhancement on T1c, so that on a FLAIR slice only the prompt tells the tumour apart.
 CONTRAST = {
-    "t1n": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 0.55, 0.20, 0.45],
-    "t1c": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 1.40, 0.20, 0.90],
-    "t2w": [0.0, 1.00, 0.60, 0.40, 0.85, 0.90, 0.70, 0.95, 0.85],
-    "t2f": [0.0, 0.15, 0.55, 0.45, 0.95, 0.60, 0.75, 0.20, 0.90],
+    "t1n": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 0.55, 0.20, 0.45, 0.30],
+    "t1c": [0.0, 0.25, 0.55, 0.75, 0.40, 0.30, 1.40, 0.20, 0.90, 0.30],
+    "t2w": [0.0, 1.00, 0.60, 0.40, 0.85, 0.90, 0.70, 0.95, 0.85, 0.90],
+    "t2f": [0.0, 0.15, 0.55, 0.45, 0.95, 0.60, 0.75, 0.20, 0.90, 0.65],
 }
 # Contrast of each layout modality name.
 CONTRAST_OF = {"t1n": "t1n", "t1c": "t1c", "t2w": "t2w", "t2f": "t2f",
@@ -59,7 +60,8 @@ def ellipsoid_distance(shape, centre, radii) -> np.ndarray:
 
 
 def add_lesions(tissue, brain, tumour, centre, radius: float, count: int, rng: np.random.Generator) -> None:
-    """Up to ``count`` unlabelled lesions beside the tumour, at its height, of a similar size."""
+    """Up to ``count`` unlabelled look-alike lesions (rim and core) beside the tumour, at its height, a
+    little smaller than it."""
     shape = tissue.shape
     for _ in range(count):
         for _attempt in range(20):
@@ -67,10 +69,11 @@ def add_lesions(tissue, brain, tumour, centre, radius: float, count: int, rng: n
             angle = rng.uniform(0, 2 * np.pi)
             reach = (radius + size) * rng.uniform(1.3, 2.2)
             spot = centre + np.array([reach * np.cos(angle), reach * np.sin(angle), rng.uniform(-0.4, 0.4) * radius])
-            radii = size * rng.uniform(0.8, 1.2, 3)
-            lesion = ellipsoid_distance(shape, spot, radii) < 1
+            distance = ellipsoid_distance(shape, spot, size * rng.uniform(0.8, 1.2, 3))
+            lesion = distance < 1
             if lesion.sum() and (brain[lesion].mean() > 0.95) and not (lesion & tumour).any():
                 tissue[lesion] = T["lesion"]
+                tissue[distance < rng.uniform(0.35, 0.6)] = T["lesion_core"]
                 break
 
 
