@@ -386,3 +386,22 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     assert (read_tsv(results / "sam/et/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()
+
+
+def markdown_table_rows(text: str, header_start: str) -> list[str]:
+    """The rows of the first Markdown table whose header line starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_the_readme_shows_the_table_the_demo_prints(demo_run):
+    printed = (demo_run / "results/comparison.md").read_text()
+    readme = (REPO / "README.md").read_text().split("## What the demo gives", 1)[1]
+    assert markdown_table_rows(readme, "| method |") == markdown_table_rows(printed, "| method |")
+    assert markdown_table_rows(readme, "| YOLO detector |") == markdown_table_rows(printed, "| YOLO detector |")
