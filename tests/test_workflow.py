@@ -114,7 +114,7 @@ def test_demo_run_writes_case_tables_with_the_broken_cases_rejected(demo_run):
     for dataset, prefix in (("brats2024", "BraTS-GLI-"), ("brats2019", "BraTS19_")):
         cases = read_tsv(workdir / f"results/cases/{dataset}.tsv")
         rejected = read_tsv(workdir / f"results/cases/{dataset}.rejected.tsv")
-        assert len(cases) == 20 and cases.case_id.str.startswith(prefix).all()
+        assert len(cases) == 60 and cases.case_id.str.startswith(prefix).all()
         assert len(rejected) == 2
         assert rejected.reason.str.startswith("missing seg").sum() == 1
         assert rejected.reason.str.startswith("unreadable").sum() == 1
