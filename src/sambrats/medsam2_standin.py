@@ -60,8 +60,8 @@ def training_volumes(settings: ClipTraining, image_size: int) -> list[Volume]:
     from .medsam2 import preprocess
 
     volumes = []
+    modality = settings.modality
     for index in range(settings.n_cases):
-        modality = settings.modality
         tissue, images = synth_case(settings.shape, settings.seed, GLI, index, "", False, settings.lesions, [modality])
         truth = region_mask(labels_from_tissues(tissue, GLI), GLI, "wt")
         masks = torch.from_numpy(np.ascontiguousarray(np.transpose(truth, (2, 1, 0)))).float()
@@ -99,11 +99,21 @@ def frame_loss(sam_outputs, target: torch.Tensor) -> torch.Tensor:
     return mask_losses.min() + F.mse_loss(ious[0], iou.float()) + score_loss
 
 
+def image_features(model, frames: torch.Tensor):
+    """sam2's flattened image features of the frames: (features, positions, feature sizes)."""
+    _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(model.forward_image(frames))
+    return vision_feats, vision_pos, feat_sizes
+
+
+def empty_memory() -> dict:
+    """sam2's per-object output store, before any slice is tracked."""
+    return {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+
+
 def clip_loss(model, frames: torch.Tensor, masks: torch.Tensor, prompt: dict, reverse: bool) -> torch.Tensor:
     """Box on the first slice of the clip, the others tracked from memory: the summed slice losses."""
-    backbone = model.forward_image(frames)
-    _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(backbone)
-    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    vision_feats, vision_pos, feat_sizes = image_features(model, frames)
+    output_dict = empty_memory()
     n_frames = len(frames)
     losses = []
     for step in range(n_frames):
@@ -123,11 +133,9 @@ def clip_loss(model, frames: torch.Tensor, masks: torch.Tensor, prompt: dict, re
 
 def image_loss(model, frames: torch.Tensor, masks: torch.Tensor, prompts: dict) -> torch.Tensor:
     """Each slice on its own with its box (image mode, no memory): the summed slice losses."""
-    backbone = model.forward_image(frames)
-    _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(backbone)
-    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    vision_feats, vision_pos, feat_sizes = image_features(model, frames)
     _, sam_outputs, _, _ = model._track_step(0, True, vision_feats, vision_pos, feat_sizes, prompts, None,
-                                             output_dict, 1, False, None)
+                                             empty_memory(), 1, False, None)
     return torch.stack([frame_loss([output[b : b + 1] for output in sam_outputs], masks[b])
                         for b in range(len(frames))]).sum()
 
