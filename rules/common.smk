@@ -235,7 +235,7 @@ def stand_in_notes():
     ):
         notes.append(
             f"MedSAM-2 is the stand-in {config['medsam2']['checkpoint']}: sam2.1_hiera_t trained for a few "
-            "minutes on a separate synthetic cohort of another contrast, not MedSAM2_latest.pt: these are not "
+            "minutes on a separate synthetic cohort (own seed), not MedSAM2_latest.pt: these are not "
             "the study's numbers."
         )
     return notes

@@ -16,7 +16,7 @@ from transformers import SamConfig, SamModel
 from sambrats import sam
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv
-from sambrats.slices import case_rng, jitter_box
+from sambrats.slices import case_rng, jitter_box, tight_box
 from sambrats.presets import SAM_STANDINS
 
 from conftest import disc_sample, write_samples
@@ -201,6 +201,27 @@ def test_stand_in_is_written_in_the_pretrained_format_and_loads(tmp_path):
     model, processor = sam.load_base(tmp_path / "base", CPU)
     assert model.config.vision_config.image_size == 256
     assert processor.image_processor.pad_size["height"] == 256
+
+
+def test_stand_in_samples_give_every_object_on_the_key_slice_its_own_box():
+    cases = sam.standin_samples(n_cases=6, shape=[64, 64, 24], seed=5, modality="t1n", lesions=3)
+    assert len(cases) == 6 and sum(len(case) > 1 for case in cases) >= 3  # lesions on most key slices
+    for case in cases:
+        tumour, *lesions = case
+        assert all(np.array_equal(sample.image, tumour.image) for sample in lesions)  # one slice per case
+        for sample in case:
+            assert sample.area >= 12 and sample.box == tight_box(sample.mask)
+        for lesion in lesions:
+            assert not (lesion.mask & tumour.mask).any()  # the look-alikes are not tumour
+    assert [s.case_id for s in cases[0]] == [f"standin-000-{j}" for j in range(len(cases[0]))]
+
+
+def test_stand_in_positional_embedding_has_the_original_sams_scale():
+    """transformers draws it with std hidden_size / 2 (48 here); the original SAM with std 1."""
+    torch.manual_seed(0)
+    embedding = sam.standin_model(TINY).shared_image_embedding.positional_embedding.detach()
+    assert 0.7 < float(embedding.std()) < 1.3
+    assert float(SamModel(sam.tiny_sam_config(**TINY)).shared_image_embedding.positional_embedding.detach().std()) > 20
 
 
 def test_loading_a_missing_base_model_says_what_to_do(tmp_path):

@@ -220,10 +220,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
 
 
 def test_the_demo_shows_what_the_study_is_about(demo_run):
-    """A MedSAM-2 stand-in that segments, LoRA over zero-shot SAM, enough test cases for the statistics.
-
-    Not yet: the tiny SAM stand-in ignores its prompt (GT box, jittered boxes and no prompt give the
-    same masks), so the demo cannot show the prompt effects the study measures."""
+    """A MedSAM-2 stand-in that segments, LoRA over zero-shot SAM, prompts that matter (the GT box
+    beats no prompt among look-alike lesions, a box jittered by 30 px loses), enough test cases."""
     results = demo_run / "results"
     for dataset in ("brats2024", "brats2019"):
         assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
@@ -231,6 +229,8 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
     sam = read_tsv(results / "sam/wt/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
+    assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
+    assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,19 +20,21 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
-from .brats import GLI, discover, resolve_modality
+from .brats import GLI, region_mask, resolve_modality
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
-from .slices import SliceSample, extract_slice, jitter_box, load_split, seeded_jitter
-from .synth import write_cohort
+from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
+                     normalise, seeded_jitter, tight_box)
+from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
 
 log = logging.getLogger(__name__)
@@ -312,16 +313,34 @@ def finish_training(history: pd.DataFrame, workdir: Path, out_dir, history_path,
     shutil.rmtree(workdir)
 
 
-def standin_samples(n_cases: int, shape, seed: int, modality: str, lesions: int = 0) -> list[SliceSample]:
-    """Slices of a separate synthetic GLI cohort (never the demo cohort) for the stand-in."""
-    with tempfile.TemporaryDirectory() as tmp:
-        write_cohort(tmp, GLI, n_cases, shape, seed, lesions=lesions)
-        cases, _ = discover(Path(tmp), GLI, "standin")
-        name = resolve_modality(GLI, modality)
-        return [
-            extract_slice(row["case_id"], row[name], row["seg"], GLI, "wt", (0.5, 99.5))
-            for row in cases.to_dict("records")
-        ]
+def standin_samples(n_cases: int, shape, seed: int, modality: str, lesions: int = 0,
+                    min_area: int = 12) -> list[list[SliceSample]]:
+    """Per case of a separate synthetic GLI cohort (never the demo's), its whole-tumour key slice
+    once per object on it: the tumour and every look-alike lesion of at least ``min_area`` pixels,
+    each with its own mask and box, so that the stand-in learns to segment what the box holds."""
+    name = resolve_modality(GLI, modality)
+    cases = []
+    for index in range(n_cases):
+        tissue, images = synth_case(shape, seed, GLI, index, "", False, lesions, GLI.modalities)
+        tumour = region_mask(labels_from_tissues(tissue, GLI), GLI, "wt")
+        k, _ = largest_area_slice(tumour)
+        image = normalise(axial_slice(images[name], k), *intensity_range(images[name], (0.5, 99.5)))
+        parts, count = ndimage.label(np.isin(axial_slice(tissue, k), LESION_TISSUES))
+        masks = [axial_slice(tumour, k)] + [parts == part for part in range(1, count + 1)]
+        masks = [mask.astype(np.uint8) for mask in masks if mask.sum() >= min_area]
+        cases.append([SliceSample(f"standin-{index:03d}-{j}", k, image, mask, tight_box(mask))
+                      for j, mask in enumerate(masks)])
+    return cases
+
+
+def standin_model(spec: dict) -> SamModel:
+    """A tiny SAM with random weights; its Fourier positional embedding drawn with std 1 as in the
+    original SAM. transformers draws it with std vision ``hidden_size / 2`` (pretrained checkpoints
+    overwrite it): at that scale neighbouring positions are unrelated and a SAM trained from
+    scratch does not learn where its box is."""
+    model = SamModel(tiny_sam_config(**spec))
+    torch.nn.init.normal_(model.shared_image_embedding.positional_embedding, std=1.0)
+    return model
 
 
 def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, settings: TrainSettings,
@@ -330,14 +349,16 @@ def write_standin(preset: str, out_dir, history_path, curve_path, cohort: dict, 
     device = resolve_device(device_name)
     spec = SAM_STANDINS[preset]
     seed_everything(settings.seed)
-    model = SamModel(tiny_sam_config(**spec)).to(device)
+    model = standin_model(spec).to(device)
     processor = sam_processor(spec["image_size"])
-    samples = standin_samples(**cohort)
-    n_val = max(1, len(samples) // 5)
-    log.info("stand-in %s: %d parameters, %d train / %d val slices", preset,
-             parameter_counts(model)[1], len(samples) - n_val, n_val)
+    cases = standin_samples(**cohort)
+    n_val = max(1, len(cases) // 5)
+    train_samples = [sample for case in cases[n_val:] for sample in case]
+    val_samples = [sample for case in cases[:n_val] for sample in case]
+    log.info("stand-in %s: %d parameters, %d train / %d val objects (tumours and look-alike lesions)",
+             preset, parameter_counts(model)[1], len(train_samples), len(val_samples))
     workdir = Path(f"{out_dir}.work")
-    history = train(model, processor, samples[n_val:], samples[:n_val], settings, workdir, device)
+    history = train(model, processor, train_samples, val_samples, settings, workdir, device)
     finish_training(history, workdir, out_dir, history_path, curve_path,
                     f"SAM stand-in {preset} (full training)", extra=processor.save_pretrained)
 

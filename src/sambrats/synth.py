@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 TISSUES = ("background", "csf", "grey", "white", "oedema", "necrosis", "enhancing", "cavity", "lesion", "lesion_core")
 T = {name: index for index, name in enumerate(TISSUES)}
+LESION_TISSUES = (T["lesion"], T["lesion_core"])
 
 # Mean relative intensity of each tissue per contrast (columns follow TISSUES).
 # "lesion" and "lesion_core" make unlabelled tumour look-alikes (other lesions, as in multifocal
