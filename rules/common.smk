@@ -8,6 +8,7 @@ from sambrats.config import synthetic_root
 from sambrats.nnunet import dataset_name
 from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
 from sambrats.weights import MANIFEST, WEIGHTS, configured_weights
+from sambrats.yolo import detector_name
 
 RESULTS = "results"
 # The one software environment of every rule (`--software-deployment-method conda`).
@@ -131,9 +132,11 @@ def medsam2_checkpoint():
     return f"{RESULTS}/medsam2/standin/{name}.pt" if name in MEDSAM2_STANDINS else name
 
 
-def medsam2_settings(wildcards):
+def medsam2_settings():
+    """sambrats.medsam2.MedsamSettings of the config."""
     keys = (
         "image_size",
+        "checkpoint_image_size",
         "box_jitter",
         "largest_component",
         "offload_video_to_cpu",
@@ -145,7 +148,6 @@ def medsam2_settings(wildcards):
         "seed": config["seed"],
         "clip_percentiles": config["slices"]["clip_percentiles"],
         "nsd_tolerance_mm": config["metrics"]["nsd_tolerance_mm"],
-        "predictions_dir": f"{RESULTS}/medsam2/{wildcards.region}/predictions/{wildcards.dataset}",
     }
 
 

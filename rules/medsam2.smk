@@ -2,6 +2,12 @@
 
 MEDSAM2 = f"{RESULTS}/medsam2"
 MEDSAM2_REGION = f"{MEDSAM2}/{{region}}"
+MEDSAM2_PREDICTIONS = f"{MEDSAM2_REGION}/predictions/{{dataset}}"
+
+
+def get_medsam2_predictions_dir(wildcards):
+    """Where medsam2_collect puts a batch's masks (the metrics tables point there)."""
+    return expand(MEDSAM2_PREDICTIONS, region=wildcards.region, dataset=wildcards.dataset)[0]
 
 
 rule medsam2_standin:
@@ -34,8 +40,8 @@ rule medsam2_predict:
     """Box on the key slice, propagation both ways, union; NIfTI masks, metrics, overlays."""
     input:
         checkpoint=medsam2_checkpoint(),
-        cases=f"{RESULTS}/cases/{{dataset}}.tsv",
-        splits=f"{RESULTS}/splits/{{dataset}}.tsv",
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
         slices=slices_dir("{dataset}"),
     output:
         directory(f"{MEDSAM2_REGION}/batches/{{dataset}}/{{batch}}"),
@@ -55,7 +61,8 @@ rule medsam2_predict:
     params:
         layout=lambda wc: dataset_config(wc.dataset)["layout"],
         modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
-        settings=medsam2_settings,
+        settings=medsam2_settings(),
+        predictions_dir=get_medsam2_predictions_dir,
         n_batches=config["medsam2"]["n_batches"],
         device=config["device"],
     script:
@@ -71,7 +78,7 @@ rule medsam2_collect:
         ),
     output:
         predictions=report(
-            directory(f"{MEDSAM2_REGION}/predictions/{{dataset}}"),
+            directory(MEDSAM2_PREDICTIONS),
             patterns=["{case}.overlay.png"],
             caption="../report/medsam2_overlays.rst",
             category="MedSAM-2",

@@ -35,6 +35,7 @@ rule compare_methods:
         notes=stand_in_notes(),
         inputs=method_inputs(),
         regions=config["regions"],
+        detector=detector_name(config["yolo"]["model"]),
     script:
         "../scripts/compare_methods.py"
 

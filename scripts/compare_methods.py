@@ -14,4 +14,5 @@ write_comparison(
     snakemake.params.seed,
     snakemake.params.notes,
     snakemake.params.inputs,
+    snakemake.params.detector,
 )

@@ -1,10 +1,9 @@
-"""Rule medsam2_predict: MedSAM-2 on one batch of test volumes."""
+"""Rule medsam2_predict: MedSAM-2 on one batch of volumes."""
 
 from pathlib import Path
 
 from sambrats import logs
-from sambrats.medsam2 import predict_batch
-from sambrats.devices import resolve_device
+from sambrats.medsam2 import BatchJob, MedsamSettings, predict_batch
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -14,12 +13,9 @@ predict_batch(
     snakemake.input.splits,
     Path(snakemake.input.slices) / "index.tsv",
     snakemake.output[0],
-    snakemake.wildcards.dataset,
-    params.layout,
-    params.modality,
-    snakemake.wildcards.region,
-    params.settings,
-    int(snakemake.wildcards.batch),
-    params.n_batches,
-    resolve_device(params.device),
+    params.predictions_dir,
+    BatchJob(snakemake.wildcards.dataset, params.layout, params.modality, snakemake.wildcards.region,
+             int(snakemake.wildcards.batch), params.n_batches),
+    MedsamSettings(**params.settings),
+    params.device,
 )

@@ -14,12 +14,18 @@ from sambrats import medsam2
 from sambrats.brats import LEGACY, discover
 from sambrats.medsam2_standin import ClipTraining, write_standin
 from sambrats.outputs import read_tsv, write_tsv
+from sambrats.synth import write_cohort
 
 CPU = torch.device("cpu")
 SIZE = 32
 # A few steps of the stand-in training: the real training code, not a model that segments.
 BRIEF = ClipTraining(n_cases=2, shape=(32, 32, 16), seed=3, modality="t1n", lesions=1, image_steps=2,
                      image_batch=2, clips=2, clip_length=3, lr=3e-4)
+
+
+SETTINGS = medsam2.MedsamSettings(image_size=SIZE, checkpoint_image_size=512, box_jitter=0, largest_component=True,
+                                  offload_video_to_cpu=False, offload_state_to_cpu=False, overlays=1, seed=0,
+                                  clip_percentiles=(0.5, 99.5), nsd_tolerance_mm=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +78,23 @@ def test_strict_loader_accepts_the_stand_in_and_rejects_broken_files(standin, tm
     missing = dict(content["model"])
     dropped = sorted(missing)[0]
     del missing[dropped]
-    torch.save({"model": missing}, tmp_path / "missing.pt")
+    torch.save({"model": missing, "image_size": SIZE}, tmp_path / "missing.pt")
     with pytest.raises(ValueError, match=f"(?s)does not fit sam2.1_hiera_t.*Missing key.*{re.escape(dropped)}"):
         medsam2.load_predictor(tmp_path / "missing.pt", SIZE, CPU)
     torch.save({"state_dict": content["model"]}, tmp_path / "nomodel.pt")
     with pytest.raises(ValueError, match="no 'model' entry"):
         medsam2.load_predictor(tmp_path / "nomodel.pt", SIZE, CPU)
+
+
+def test_a_checkpoint_runs_only_at_the_size_it_was_trained_at(standin, tmp_path):
+    """The weights fit sam2.1_hiera_t at any size: the size is checked, not left to chance."""
+    with pytest.raises(ValueError, match=f"trained at {SIZE} px \\(as the file records\\) but medsam2.image_size is 64"):
+        medsam2.load_predictor(standin, 64, CPU)
+    real_format = tmp_path / "MedSAM2_latest.pt"  # a checkpoint as released: {"model": ...} only
+    torch.save({"model": torch.load(standin, weights_only=True)["model"]}, real_format)
+    with pytest.raises(ValueError, match="trained at 512 px \\(by medsam2.checkpoint_image_size\\)"):
+        medsam2.load_predictor(real_format, SIZE, CPU)
+    assert medsam2.load_predictor(real_format, SIZE, CPU, checkpoint_image_size=SIZE).image_size == SIZE
 
 
 def test_propagation_visits_every_slice_once_per_direction(standin):
@@ -115,8 +132,10 @@ def test_3d_and_slice_metrics_on_known_volumes():
     truth[1:3, 1:3, 1:3] = True  # 8 voxels on slices 1 and 2
     prediction = np.zeros_like(truth)
     prediction[1:3, 1:3, 1:2] = True  # 4 voxels, all inside
-    row3d, row2d = medsam2.case_metrics("c", "brats2019", "wt", prediction, truth, 1, (1, 1, 2, 2), (2.0, 1.0, 1.0), None,
-                                        "m", 0.5)
+    job = medsam2.BatchJob("brats2019", "legacy", "t1ce", "wt", 0, 1)
+    image = nib.Nifti1Image(np.zeros(truth.shape, np.float32), np.diag([2.0, 1.0, 1.0, 1.0]))
+    result = medsam2.Segmentation(prediction, truth, image, 1, (1, 1, 2, 2), {})
+    row3d, row2d = medsam2.case_metrics("c", job, result, None, "m", 0.5)
     assert row3d["dice"] == pytest.approx(2 * 4 / 12) and row3d["iou"] == pytest.approx(4 / 8)
     assert row3d["hd95"] == pytest.approx(1.0)  # the missing slice is 1 mm away along k
     assert 0 < row3d["nsd"] < 1  # the surface 1 mm away is outside the 0.5 mm tolerance
@@ -124,7 +143,8 @@ def test_3d_and_slice_metrics_on_known_volumes():
     assert row3d["volume_true_ml"] == pytest.approx(8 * 2 / 1000)
     assert row3d["volume_pred_ml"] == pytest.approx(4 * 2 / 1000)
     assert (row2d["slice_index"], row2d["dice"]) == (1, 1.0)
-    _, other = medsam2.case_metrics("c", "brats2019", "wt", prediction, truth, 1, (1, 1, 2, 2), (1, 1, 1), 2, "m", 1.0)
+    unit = medsam2.Segmentation(prediction, truth, nib.Nifti1Image(image.get_fdata(), np.eye(4)), 1, (1, 1, 2, 2), {})
+    _, other = medsam2.case_metrics("c", job, unit, 2, "m", 1.0)
     assert (other["slice_index"], other["dice"], other["nsd"]) == (2, 0.0, 0.0)
     assert other["hd95"] == pytest.approx(np.sqrt(6**2 + 6**2))  # nothing predicted on slice 2: the worst value
 
@@ -134,16 +154,13 @@ def real_case_tables(real_data, tmp_path):
     cases, _ = discover(real_data / "BraTS2019", LEGACY, "brats2019")
     write_tsv(cases, tmp_path / "cases.tsv")
     write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
-    settings = {"image_size": SIZE, "box_jitter": 0, "seed": 0, "clip_percentiles": (0.5, 99.5),
-                "offload_video_to_cpu": False, "offload_state_to_cpu": False, "largest_component": True,
-                "overlays": 1, "predictions_dir": str(tmp_path / "out"), "nsd_tolerance_mm": 2.0}
-    return cases, settings
+    return cases, SETTINGS
 
 
 def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin, tmp_path):
     cases, settings = real_case_tables(real_data, tmp_path)
     medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
-                          "brats2019", "legacy", "t1ce", "wt", settings, 0, 1, CPU)
+                          tmp_path / "out", medsam2.BatchJob("brats2019", "legacy", "t1ce", "wt", 0, 1), settings, "cpu")
     original = nib.load(cases.iloc[0].t1ce)
     predicted = nib.load(tmp_path / "out" / "Brats18_CBICA_AME_1.nii.gz")
     np.testing.assert_array_equal(predicted.affine, original.affine)
@@ -163,7 +180,7 @@ def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real
     nib.save(nib.Nifti1Image(labels, image.affine, image.header), seg)
     write_tsv(cases.assign(seg=str(seg)), tmp_path / "cases.tsv")
     medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
-                          "brats2019", "legacy", "t1ce", "et", settings, 0, 1, CPU)
+                          tmp_path / "out", medsam2.BatchJob("brats2019", "legacy", "t1ce", "et", 0, 1), settings, "cpu")
     skipped = read_tsv(tmp_path / "out" / "skipped.tsv")
     assert skipped.to_dict("records") == [
         {"case_id": "Brats18_CBICA_AME_1", "reason": f"Brats18_CBICA_AME_1: region 'et' is empty in {seg}"}]
@@ -203,3 +220,21 @@ def test_the_stand_in_loss_trains_the_best_candidate_and_the_object_score():
     empty.backward()
     assert masks.grad is None and score.grad.item() > 0  # the object is absent: only the score learns
     np.testing.assert_allclose(empty.item(), torch.nn.functional.softplus(torch.tensor(5.0)).item(), rtol=1e-6)
+
+
+def test_more_batches_than_cases_give_empty_batches_that_collect(standin, tmp_path):
+    write_cohort(tmp_path / "raw", LEGACY, 1, (32, 32, 16), seed=2)
+    cases, _ = discover(tmp_path / "raw", LEGACY, "brats2019")
+    write_tsv(cases, tmp_path / "cases.tsv")
+    write_tsv(cases[["case_id"]].assign(split="test"), tmp_path / "splits.tsv")
+    batches = [tmp_path / f"batch{batch}" for batch in range(3)]
+    for batch, folder in enumerate(batches):
+        medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, folder, tmp_path / "all",
+                              medsam2.BatchJob("brats2019", "legacy", "t1ce", "wt", batch, 3), SETTINGS, "cpu")
+    assert read_tsv(batches[1] / "metrics.tsv").empty
+    medsam2.collect_batches(batches, tmp_path / "all", tmp_path / "m.tsv", tmp_path / "m2.tsv", tmp_path / "s.tsv")
+    for name in ("m.tsv", "m2.tsv"):
+        table = read_tsv(tmp_path / name)
+        assert table.case_id.tolist() == cases.case_id.tolist() and table.split.tolist() == ["test"]
+        assert table.dice.dtype == float
+    assert read_tsv(tmp_path / "s.tsv").empty

@@ -75,20 +75,20 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     ])
     metrics.loc[(metrics.prompt == "yolo_box") & (metrics.case_id == "a"), "fallback"] = "no_prompt"
     metrics["fallback"] = metrics["fallback"].fillna("")
-    table = report.comparison_table(metrics, resamples=1000, seed=0).set_index("row")
+    table = report.comparison_table(metrics, resamples=1000, seed=0, detector="YOLO11s").set_index("row")
     assert (table.n == 3).all()
     assert table.loc["nnU-Net", "dice_mean"] == pytest.approx(0.6)
     assert table.loc["nnU-Net", "hd95_mean"] == pytest.approx(4.0)
     assert table.loc["nnU-Net", "nsd_median"] == pytest.approx(0.6)
     assert np.isnan(table.loc["nnU-Net", "p_vs_nnunet"]) and np.isnan(table.loc["nnU-Net", "p_vs_nnunet_holm"])
     assert table.loc["LoRA-SAM + GT box", "p_vs_nnunet"] == 1.0  # identical on the common cases
-    assert table.loc["YOLOv8m + LoRA-SAM", "fallbacks"] == 1
+    assert table.loc["YOLO11s + LoRA-SAM", "fallbacks"] == 1  # the configured detector, not the study's
     np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
-    assert "YOLOv8m + LoRA-SAM (1 without detection) | brats2024 | wt |  | 3 |" in md
+    assert "YOLO11s + LoRA-SAM (1 without detection) | brats2024 | wt |  | 3 |" in md
     assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
     page = report.html(table.reset_index(), notes=["a stand-in <model>"])
-    assert "<td>YOLOv8m + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
+    assert "<td>YOLO11s + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
     assert "a stand-in &lt;model&gt;" in page and "<th>HD95 mm mean ± sd</th>" in page
 
 

@@ -194,7 +194,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     table = read_tsv(workdir / "results/comparison.tsv")
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
-        "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8m + LoRA-SAM",
+        "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
         "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
     ]
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"

@@ -44,6 +44,12 @@ def test_exported_labels_read_back_as_the_original_boxes(tmp_path):
     assert "path:" not in (tmp_path / "ds/data.yaml").read_text()
 
 
+@pytest.mark.parametrize("model, name", [("resources/yolov8m.pt", "YOLOv8m"), ("yolov8n.yaml", "YOLOv8n"),
+                                         ("/w/yolo11s.pt", "YOLO11s"), ("detector.pt", "detector")])
+def test_detector_is_named_from_the_configured_model(model, name):
+    assert yolo.detector_name(model) == name
+
+
 def test_box_iou_of_inclusive_pixel_boxes():
     assert yolo.box_iou((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
     assert yolo.box_iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -27,7 +29,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
-from .devices import autocast
+from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .seeding import seed_everything
@@ -38,6 +40,48 @@ log = logging.getLogger(__name__)
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class MedsamSettings:
+    """How MedSAM-2 segments a volume (config ``medsam2``, plus the shared seed, clipping and NSD
+    tolerance)."""
+
+    image_size: int
+    checkpoint_image_size: int  # the size a checkpoint that does not record one was trained at
+    box_jitter: int
+    largest_component: bool
+    offload_video_to_cpu: bool
+    offload_state_to_cpu: bool
+    overlays: int
+    seed: int
+    clip_percentiles: tuple[float, float]
+    nsd_tolerance_mm: float
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One batch of one dataset's cases for one region: batch ``index`` of ``count``."""
+
+    dataset: str
+    layout: str
+    modality: str
+    region: str
+    index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """MedSAM-2's result on one case: prediction and truth [i, j, k], the image, the key slice, the
+    box on it and the frames visited per direction."""
+
+    prediction: np.ndarray
+    truth: np.ndarray
+    image: nib.Nifti1Image
+    key: int
+    box: tuple[int, int, int, int]
+    visits: dict
 
 
 def hydra_overrides(image_size: int) -> list[str]:
@@ -63,8 +107,10 @@ def build_model(image_size: int, device: torch.device):
     return predictor
 
 
-def load_predictor(checkpoint, image_size: int, device: torch.device):
-    """Build the predictor and load a MedSAM-2 checkpoint strictly (names any key at fault)."""
+def load_predictor(checkpoint, image_size: int, device: torch.device, checkpoint_image_size: int = 512):
+    """Build the predictor and load a MedSAM-2 checkpoint strictly (names any key at fault). The
+    weights fit sam2.1_hiera_t at any input size, so the size is checked: the one the file records
+    (the stand-in), else ``checkpoint_image_size`` (MedSAM2_latest.pt: 512), must be ``image_size``."""
     checkpoint = Path(checkpoint)
     try:
         content = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -72,6 +118,14 @@ def load_predictor(checkpoint, image_size: int, device: torch.device):
         raise ValueError(f"cannot read MedSAM-2 checkpoint {checkpoint}: {err}") from err
     if not isinstance(content, dict) or "model" not in content:
         raise ValueError(f"{checkpoint} is not a MedSAM-2 checkpoint: no 'model' entry")
+    trained = int(content.get("image_size", checkpoint_image_size))
+    if trained != image_size:
+        source = "as the file records" if "image_size" in content else "by medsam2.checkpoint_image_size"
+        raise ValueError(
+            f"MedSAM-2 checkpoint {checkpoint} was trained at {trained} px ({source}) but medsam2.image_size "
+            f"is {image_size}: it would run at the wrong scale. Set medsam2.image_size: {trained}, or, for a "
+            "checkpoint you know was trained at another size, medsam2.checkpoint_image_size"
+        )
     predictor = build_model(image_size, device)
     try:
         predictor.load_state_dict(content["model"], strict=True)
@@ -151,42 +205,45 @@ class RegionAbsent(ValueError):
     """A case without the evaluated region: there is no key slice to prompt."""
 
 
-def segment_case(predictor, row: dict, layout, modality: str, region: str, settings: dict, device):
-    """MedSAM-2 on one case: (prediction and truth [i, j, k], image, key slice, box, visits)."""
-    image, volume = read_volume(Path(row[modality]))
-    _, seg = load_labels(Path(row["seg"]), layout)
-    truth = region_mask(seg, layout, region)
+def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, device) -> Segmentation:
+    """MedSAM-2 on one case of the batch (``row``: its cases-table row, modality resolved)."""
+    image, volume = read_volume(Path(row[job.modality]))
+    _, seg = load_labels(Path(row["seg"]), get_layout(job.layout))
+    truth = region_mask(seg, get_layout(job.layout), job.region)
     key, area = largest_area_slice(truth)
     if area == 0:
-        raise RegionAbsent(f"{row['case_id']}: region {region!r} is empty in {row['seg']}")
+        raise RegionAbsent(f"{row['case_id']}: region {job.region!r} is empty in {row['seg']}")
     key_mask = axial_slice(truth, key)
     box = tight_box(key_mask)
-    if settings["box_jitter"]:
-        box = seeded_jitter(box, settings["box_jitter"], key_mask.shape, settings["seed"], row["case_id"])
-    frames = preprocess(volume, settings["image_size"], settings["clip_percentiles"])
+    if settings.box_jitter:
+        box = seeded_jitter(box, settings.box_jitter, key_mask.shape, settings.seed, row["case_id"])
+    frames = preprocess(volume, settings.image_size, settings.clip_percentiles)
     height, width = volume.shape[1], volume.shape[0]
     masks, visits = propagate(predictor, frames, height, width, key, box, device,
-                              settings["offload_video_to_cpu"], settings["offload_state_to_cpu"])
+                              settings.offload_video_to_cpu, settings.offload_state_to_cpu)
     prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
-    if settings["largest_component"]:
+    if settings.largest_component:
         prediction = largest_component(prediction)
-    return prediction, truth, image, key, box, visits
+    return Segmentation(prediction, truth, image, key, box, visits)
 
 
-def case_metrics(case_id, dataset, region, prediction, truth, key, box, zooms, slice_index, mask_file,
+def case_metrics(case_id: str, job: BatchJob, result: Segmentation, slice_index, mask_file,
                  tolerance_mm: float) -> tuple[dict, dict]:
-    """Rows of the 3D table and of the table restricted to the slice dataset's slice."""
+    """Rows of the 3D table and of the table restricted to the slice dataset's slice (the key
+    slice where the case has none)."""
+    prediction, truth, key = result.prediction, result.truth, result.key
+    zooms = result.image.header.get_zooms()[:3]
     voxel_ml = float(np.prod(zooms)) / 1000
     row3d = metrics_row(
-        case_id, dataset, region, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
-        key_slice=key, prompt_box=",".join(map(str, box)),
+        case_id, job.dataset, job.region, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
+        key_slice=key, prompt_box=",".join(map(str, result.box)),
         key_slice_dice=dice(prediction[:, :, key], truth[:, :, key]),
         volume_true_ml=truth.sum() * voxel_ml, volume_pred_ml=prediction.sum() * voxel_ml,
         slices_predicted=int(prediction.any(axis=(0, 1)).sum()),
     )
     k = key if slice_index is None else int(slice_index)
-    row2d = metrics_row(case_id, dataset, region, "medsam2", "key_slice", axial_slice(prediction, k), axial_slice(truth, k),
-                        mask_file, axial_spacing(zooms), tolerance_mm, slice_index=k)
+    row2d = metrics_row(case_id, job.dataset, job.region, "medsam2", "key_slice", axial_slice(prediction, k),
+                        axial_slice(truth, k), mask_file, axial_spacing(zooms), tolerance_mm, slice_index=k)
     return row3d, row2d
 
 
@@ -225,40 +282,48 @@ def batch_cases(cases: pd.DataFrame, splits: pd.DataFrame, batch: int, n_batches
     return batch_table.merge(splits[["case_id", "split"]], on="case_id", how="left")
 
 
-def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, dataset: str, layout_name: str,
-                  modality: str, region: str, settings: dict, batch: int, n_batches: int, device) -> None:
-    """One batch of cases: NIfTI masks, both metrics tables (with each case's split) and overlay PNGs in ``out_dir``."""
-    layout = get_layout(layout_name)
-    modality = resolve_modality(layout, modality)
-    seed_everything(settings["seed"])
-    predictor = load_predictor(checkpoint, settings["image_size"], device)
-    cases = batch_cases(read_tsv(cases_path), read_tsv(splits_path), batch, n_batches)
-    slice_of = {}
-    if slices_index and Path(slices_index).is_file():
-        index = read_tsv(slices_index)
-        slice_of = dict(zip(index.case_id, index.slice_index))
+def slice_indices(slices_index) -> dict[str, int]:
+    """Case id -> slice of the slice dataset (empty without one)."""
+    if not slices_index or not Path(slices_index).is_file():
+        return {}
+    index = read_tsv(slices_index)
+    return dict(zip(index.case_id, index.slice_index))
+
+
+def save_prediction(result: Segmentation, path: Path) -> None:
+    """The predicted mask as uint8 NIfTI with the input's affine and header."""
+    out = nib.Nifti1Image(result.prediction.astype(np.uint8), result.image.affine, result.image.header)
+    out.set_data_dtype(np.uint8)
+    nib.save(out, path)
+
+
+def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, predictions_dir, job: BatchJob,
+                  settings: MedsamSettings, device_name: str = "auto") -> None:
+    """One batch of cases: NIfTI masks, both metrics tables (with each case's split) and overlay PNGs
+    in ``out_dir``; the tables point at the masks' final place in ``predictions_dir``."""
+    device = resolve_device(device_name)
+    seed_everything(settings.seed)
+    predictor = load_predictor(checkpoint, settings.image_size, device, settings.checkpoint_image_size)
+    cases = batch_cases(read_tsv(cases_path), read_tsv(splits_path), job.index, job.count)
+    job = replace(job, modality=resolve_modality(get_layout(job.layout), job.modality))
+    slice_of = slice_indices(slices_index)
     rows3d, rows2d, skipped = [], [], []
     with staged_directory(out_dir) as folder:
-        for number, row in enumerate(tqdm(cases.to_dict("records"), desc=f"MedSAM-2 {dataset}", unit="case")):
+        for number, row in enumerate(tqdm(cases.to_dict("records"), desc=f"MedSAM-2 {job.dataset}", unit="case")):
             try:
-                prediction, truth, image, key, box, _ = segment_case(predictor, row, layout, modality, region,
-                                                                     settings, device)
+                result = segment_case(predictor, row, job, settings, device)
             except RegionAbsent as absent:
                 log.warning("skipped %s", absent)
                 skipped.append({"case_id": row["case_id"], "reason": str(absent)})
                 continue
-            mask_file = Path(settings["predictions_dir"]) / f"{row['case_id']}.nii.gz"
-            out = nib.Nifti1Image(prediction.astype(np.uint8), image.affine, image.header)
-            out.set_data_dtype(np.uint8)
-            nib.save(out, folder / f"{row['case_id']}.nii.gz")
-            row3d, row2d = case_metrics(row["case_id"], dataset, region, prediction, truth, key, box,
-                                        image.header.get_zooms()[:3], slice_of.get(row["case_id"]), mask_file,
-                                        settings["nsd_tolerance_mm"])
+            save_prediction(result, folder / f"{row['case_id']}.nii.gz")
+            row3d, row2d = case_metrics(row["case_id"], job, result, slice_of.get(row["case_id"]),
+                                        Path(predictions_dir) / f"{row['case_id']}.nii.gz", settings.nsd_tolerance_mm)
             rows3d.append({**row3d, "split": row["split"]})
             rows2d.append({**row2d, "split": row["split"]})
             log.info("%s: 3D Dice %.4f, key-slice Dice %.4f", row["case_id"], row3d["dice"], row3d["key_slice_dice"])
-            if batch == 0 and number < settings["overlays"]:
-                plot_overlay(np.asanyarray(image.dataobj), truth, prediction, key,
+            if job.index == 0 and number < settings.overlays:
+                plot_overlay(np.asanyarray(result.image.dataobj), result.truth, result.prediction, result.key,
                              folder / f"{row['case_id']}.overlay.png",
                              f"{row['case_id']}: MedSAM-2 3D Dice {row3d['dice']:.3f}")
         write_tsv(metrics_table(rows3d), folder / "metrics.tsv")
@@ -268,8 +333,6 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, da
 
 def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path, skipped_path) -> None:
     """Masks and overlays of every batch into one folder; the batch tables concatenated."""
-    import shutil
-
     with staged_directory(predictions_dir) as folder:
         for batch in batch_dirs:
             for item in Path(batch).iterdir():

@@ -39,7 +39,7 @@ ROWS = (
     Row("LoRA-SAM + GT box, 10 px jitter", "lora_sam", "gt_box_jitter10", 0.8962, 0.8256),
     Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
-    Row("YOLOv8m + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),
+    Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
     Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d"),
     Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all"),
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
@@ -112,10 +112,12 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
     return selected
 
 
-def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None) -> pd.DataFrame:
+def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
+                     detector: str = "YOLOv8m") -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
     every test-split row is computed on the cases all of them share (``n``); an all-cases row on its
-    own cases. ``inputs``: what each method saw, ``{method: {dataset: text}}``."""
+    own cases. ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
+    YOLO model that prompted the automatic pipeline."""
     inputs = inputs or {}
     groups = {}
     for row in ROWS:
@@ -136,7 +138,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         baseline = groups.get((BASELINE, dataset, region))
         tested = baseline is not None and row is not BASELINE and row.cases == "test"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
-        record = {"row": row.label, "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
+        record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
                   "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(group),
                   "p_vs_nnunet": paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if tested else np.nan,
                   "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
@@ -199,10 +201,10 @@ def html(table: pd.DataFrame, notes=()) -> str:
 
 
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
-                     notes=(), inputs=None) -> None:
+                     notes=(), inputs=None, detector: str = "YOLOv8m") -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
     saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by region."""
-    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs)
+    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector)
     write_tsv(table, tsv_path)
     detection = None
     if detection_paths:
@@ -221,7 +223,7 @@ def row_label(method: str, prompt: str) -> str:
     """The study's label of a (method, prompt) pair, else a readable fallback."""
     for row in ROWS:
         if (row.method, row.prompt) == (method, prompt):
-            return row.label
+            return row.label.format(detector="YOLO")
     return f"{method} {prompt}".strip()
 
 

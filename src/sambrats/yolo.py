@@ -34,6 +34,13 @@ FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 METRIC_NAMES = {"map50": "box.map50", "map50_95": "box.map", "precision": "box.mp", "recall": "box.mr"}
 
 
+def detector_name(model: str) -> str:
+    """The detector as a table names it, from the configured model: ``resources/yolov8m.pt`` and
+    ``yolov8m.yaml`` give "YOLOv8m"."""
+    stem = Path(model).stem
+    return "YOLO" + stem[4:] if stem.lower().startswith("yolo") else stem
+
+
 def offline_ultralytics(config_dir: str | Path) -> None:
     """Make ultralytics work without network; call before the first ultralytics import."""
     config_dir = Path(config_dir).resolve()
