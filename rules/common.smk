@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sambrats.brats import get_layout, raw_files
 from sambrats.config import synthetic_root
-from sambrats.nnunet import dataset_name
+from sambrats import nnunet
 from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
 from sambrats.weights import MANIFEST, WEIGHTS, configured_weights
 from sambrats.yolo import detector_name
@@ -33,7 +33,20 @@ def dataset_config(dataset):
     return config["data"][dataset]
 
 
-def raw_root(wildcards):
+def get_dataset_layout(wildcards):
+    return dataset_config(wildcards.dataset)["layout"]
+
+
+def get_dataset_modality(wildcards):
+    """The modality of a dataset's slices."""
+    return dataset_config(wildcards.dataset)["modality"]
+
+
+def get_medsam2_modality(wildcards):
+    return config["medsam2"]["modalities"][wildcards.dataset]
+
+
+def get_raw_root(wildcards):
     """Raw BraTS folder of a dataset: the user's, or the demo cohort the workflow writes."""
     return dataset_config(wildcards.dataset)["root"]
 
@@ -65,7 +78,7 @@ def sam_base_model():
     return f"{RESULTS}/sam/base/{name}" if name in SAM_STANDINS else name
 
 
-def sam_base_input(wildcards):
+def get_sam_base_input(wildcards):
     """The base model as an input when it is local: a stand-in, a download_weights target, a folder here."""
     path = sam_base_model()
     is_local = (
@@ -81,6 +94,13 @@ def lora_settings():
     return {**config["sam"]["train"], "seed": config["seed"]}
 
 
+def sam_standin_cohort():
+    """The SAM stand-in's synthetic cohort (sambrats.sam.standin_samples arguments)."""
+    standin = config["sam"]["standin"]
+    keys = ("n_cases", "shape", "seed", "modality")
+    return {key: standin[key] for key in keys} | {"lesions": config["demo"]["lesions"]}
+
+
 def standin_settings():
     """The stand-in trains like LoRA-SAM but in full, on its own seed, always prompted."""
     standin = config["sam"]["standin"]
@@ -93,7 +113,7 @@ def standin_settings():
     }
 
 
-def yolo_model_input(wildcards):
+def get_yolo_model_input(wildcards):
     """YOLO weights as a rule input when the model is a .pt file (a .yaml trains from scratch)."""
     model = config["yolo"]["model"]
     return {"model": model} if model.endswith(".pt") else {}
@@ -104,19 +124,15 @@ def yolo_settings():
     return {key: config["yolo"][key] for key in keys} | {"seed": config["seed"]}
 
 
-def sam_prompt_inputs(wildcards):
+def get_sam_prompt_inputs(wildcards):
     """Extra prompt sources of predict_sam: the YOLO boxes when the automatic pipeline runs."""
-    return (
-        {"yolo_boxes": f"{RESULTS}/yolo/{wildcards.region}/boxes.tsv"}
-        if "yolo_sam" in config["methods"]
-        else {}
-    )
+    if "yolo_sam" not in config["methods"]:
+        return {}
+    return {"yolo_boxes": expand(rules.predict_yolo_boxes.output.chosen, region=wildcards.region)[0]}
 
 
 def nnunet_dataset_name():
-    return dataset_name(
-        config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"]
-    )
+    return nnunet.dataset_name(config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"])
 
 
 def nnunet_channels():
@@ -151,46 +167,42 @@ def medsam2_settings():
     }
 
 
-# Per-case metrics tables of each method, per region (a method joins the comparison through them).
-METHOD_METRICS = {
-    "nnunet": [f"{RESULTS}/nnunet/{{region}}/metrics.tsv"],
-    "lora_sam": [f"{RESULTS}/sam/{{region}}/metrics.tsv"],
-    "yolo_sam": [f"{RESULTS}/sam/{{region}}/metrics.tsv"],
-    "medsam2": [
-        f"{RESULTS}/medsam2/{{region}}/{dataset}/{name}"
-        for dataset in config["medsam2"]["datasets"]
-        for name in ("metrics.tsv", "metrics_2d.tsv")
-    ],
-}
-# Further outputs of a method beyond its metrics tables.
-METHOD_TARGETS = {
-    "yolo_sam": [f"{RESULTS}/yolo/{{region}}/metrics.tsv"],
-    "medsam2": [
-        f"{RESULTS}/medsam2/{{region}}/predictions/{dataset}"
-        for dataset in config["medsam2"]["datasets"]
-    ],
-}
+def get_method_metrics(method):
+    """A method's per-case metrics tables (patterns with ``{region}``), as the rules that write
+    them declare them: a method joins the comparison through them."""
+    if method == "nnunet":
+        return [rules.predict_nnunet.output.metrics]
+    if method in ("lora_sam", "yolo_sam"):
+        return [rules.predict_sam.output.metrics]
+    collect = rules.medsam2_collect.output
+    return expand([collect.metrics, collect.metrics_2d], dataset=config["medsam2"]["datasets"], allow_missing=True)
+
+
+def get_method_targets(method):
+    """A method's outputs beyond its metrics tables (patterns with ``{region}``)."""
+    if method == "yolo_sam":
+        return [rules.evaluate_yolo.output[0]]
+    if method == "medsam2":
+        return expand(rules.medsam2_collect.output.predictions, dataset=config["medsam2"]["datasets"],
+                      allow_missing=True)
+    return []
 
 
 def method_metrics(region=None):
     """Per-case metrics tables of the configured methods, for one region or all."""
     regions = config["regions"] if region is None else [region]
-    patterns = [
-        table for method in config["methods"] for table in METHOD_METRICS[method]
-    ]
+    patterns = [table for method in config["methods"] for table in get_method_metrics(method)]
     return list(dict.fromkeys(expand(patterns, region=regions)))
 
 
-def comparison_inputs(wildcards):
+def get_comparison_inputs(wildcards):
     inputs = {"metrics": method_metrics()}
     if "yolo_sam" in config["methods"]:
-        inputs["detection"] = expand(
-            f"{RESULTS}/yolo/{{region}}/metrics.tsv", region=config["regions"]
-        )
+        inputs["detection"] = expand(rules.evaluate_yolo.output[0], region=config["regions"])
     return inputs
 
 
-def figure_inputs(wildcards):
+def get_figure_inputs(wildcards):
     """One region's metrics and each trained method's own training record of that region."""
     logs = {}
     if {"lora_sam", "yolo_sam"} & set(config["methods"]):
@@ -221,7 +233,7 @@ def method_inputs():
     return inputs
 
 
-def stand_in_notes():
+def standin_notes():
     """What the comparison must say about stand-in models of this config."""
     notes = []
     if config["sam"]["base_model"] in SAM_STANDINS and {"lora_sam", "yolo_sam"} & set(
@@ -254,9 +266,9 @@ def all_targets():
         + method_metrics()
     )
     for method in config["methods"]:
-        targets += expand(METHOD_TARGETS.get(method, []), region=config["regions"])
+        targets += expand(get_method_targets(method), region=config["regions"])
     if method_metrics():
-        targets += [f"{RESULTS}/comparison.md", f"{RESULTS}/provenance.json"]
+        targets += [rules.compare_methods.output.md, rules.provenance.output[0]]
     return list(dict.fromkeys(targets))
 
 
@@ -270,11 +282,6 @@ def weight_outputs():
     }
 
 
-def weight_checksums(wildcards):
+def get_weight_checksums(wildcards):
     """The checksum manifest, for provenance, when the config uses downloadable weights."""
     return {"weights": MANIFEST} if configured_weights(config) else {}
-
-
-def nnunet_root(wildcards, input):
-    """nnU-Net's base folder (raw/, preprocessed/, model/ below it), from the dataset folder a rule reads first."""
-    return str(Path(input[0]).parents[1])

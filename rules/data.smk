@@ -16,7 +16,7 @@ rule synth_cohort:
         mem_mb=4000,
         runtime=30,
     params:
-        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        layout=get_dataset_layout,
         n_cases=config["demo"]["n_cases"],
         shape=config["demo"]["shape"],
         seed=config["demo"]["seed"],
@@ -44,8 +44,8 @@ rule discover_cases:
         mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
     params:
-        root=raw_root,
-        layout=lambda wc: dataset_config(wc.dataset)["layout"],
+        root=get_raw_root,
+        layout=get_dataset_layout,
         strict=config["strict"],
     script:
         "../scripts/discover_cases.py"
@@ -86,8 +86,8 @@ rule build_slices:
         mem_mb=memory_per_attempt(2000, per_thread=True),
         runtime=120,
     params:
-        layout=lambda wc: dataset_config(wc.dataset)["layout"],
-        modality=lambda wc: dataset_config(wc.dataset)["modality"],
+        layout=get_dataset_layout,
+        modality=get_dataset_modality,
         percentiles=config["slices"]["clip_percentiles"],
     script:
         "../scripts/build_slices.py"

@@ -59,8 +59,8 @@ rule medsam2_predict:
         runtime=360,
         gpu=1,
     params:
-        layout=lambda wc: dataset_config(wc.dataset)["layout"],
-        modality=lambda wc: config["medsam2"]["modalities"][wc.dataset],
+        layout=get_dataset_layout,
+        modality=get_medsam2_modality,
         settings=medsam2_settings(),
         predictions_dir=get_medsam2_predictions_dir,
         n_batches=config["medsam2"]["n_batches"],

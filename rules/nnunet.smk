@@ -1,16 +1,20 @@
 # nnU-Net v2 2D baseline: raw dataset, plan + preprocess, training, prediction.
 
-NNUNET = f"{RESULTS}/nnunet/{{region}}"
+NNUNET = f"{RESULTS}/nnunet/{{region}}"  # nnU-Net's own root of a region: raw/, preprocessed/, model/
 NNUNET_DATASET = nnunet_dataset_name()
+
+
+def get_nnunet_root(wildcards):
+    return expand(NNUNET, region=wildcards.region)[0]
 
 
 rule nnunet_raw:
     """The slice dataset as an nnU-Net raw dataset (imagesTr/labelsTr: train+val, imagesTs: test)."""
     input:
         slices=slices_dir(config["dataset_2d"]),
-        cases=f"{RESULTS}/cases/{config['dataset_2d']}.tsv",
+        cases=expand(rules.discover_cases.output.cases, dataset=config["dataset_2d"]),
     output:
-        directory(f"{NNUNET}/raw/{NNUNET_DATASET}"),
+        directory(nnunet.raw_folder(NNUNET, NNUNET_DATASET)),
     log:
         f"{LOGS}/nnunet_raw/{{region}}.log",
     conda:
@@ -29,7 +33,7 @@ rule nnunet_preprocess:
         raw=rules.nnunet_raw.output[0],
         slices=slices_dir(config["dataset_2d"]),
     output:
-        directory(f"{NNUNET}/preprocessed/{NNUNET_DATASET}"),
+        directory(nnunet.preprocessed_folder(NNUNET, NNUNET_DATASET)),
     log:
         f"{LOGS}/nnunet_preprocess/{{region}}.log",
     benchmark:
@@ -41,7 +45,7 @@ rule nnunet_preprocess:
         mem_mb=memory_per_attempt(8000),
         runtime=120,
     params:
-        root=nnunet_root,
+        root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
     script:
         "../scripts/nnunet_preprocess.py"
@@ -52,9 +56,7 @@ rule train_nnunet:
     input:
         rules.nnunet_preprocess.output[0],
     output:
-        checkpoint=protected(
-            f"{NNUNET}/model/{NNUNET_DATASET}/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"
-        ),
+        checkpoint=protected(nnunet.checkpoint_path(NNUNET, NNUNET_DATASET)),
     log:
         f"{LOGS}/train_nnunet/{{region}}.log",
     benchmark:
@@ -67,7 +69,7 @@ rule train_nnunet:
         runtime=1440,
         gpu=1,
     params:
-        root=nnunet_root,
+        root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
         epochs=config["nnunet"]["epochs"],
         iterations=config["nnunet"]["iterations_per_epoch"],
@@ -98,7 +100,7 @@ rule predict_nnunet:
         runtime=120,
         gpu=1,
     params:
-        root=nnunet_root,
+        root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
         dataset=config["dataset_2d"],
         device=config["device"],

@@ -12,7 +12,7 @@ FIGURE_NAMES = (
 rule compare_methods:
     """One table over every method's per-case metrics, with statistics and the study's numbers."""
     input:
-        unpack(comparison_inputs),
+        unpack(get_comparison_inputs),
     output:
         tsv=report(
             f"{RESULTS}/comparison.tsv",
@@ -32,7 +32,7 @@ rule compare_methods:
     params:
         resamples=config["comparison"]["bootstrap_resamples"],
         seed=config["seed"],
-        notes=stand_in_notes(),
+        notes=standin_notes(),
         inputs=method_inputs(),
         regions=config["regions"],
         detector=detector_name(config["yolo"]["model"]),
@@ -43,7 +43,7 @@ rule compare_methods:
 rule figures:
     """One region's distributions, jitter robustness, size dependence, examples and training curves."""
     input:
-        unpack(figure_inputs),
+        unpack(get_figure_inputs),
         slices=slices_dir(config["dataset_2d"]),
     output:
         **{
@@ -71,7 +71,7 @@ rule provenance:
     input:
         rules.compare_methods.output.tsv,
         expand(rules.figures.output.svg, region=config["regions"]),
-        unpack(weight_checksums),
+        unpack(get_weight_checksums),
     output:
         report(
             f"{RESULTS}/provenance.json",

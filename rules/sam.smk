@@ -24,12 +24,8 @@ rule sam_standin:
         runtime=60,
         gpu=1,
     params:
-        cohort=lambda wc: {
-            key: config["sam"]["standin"][key]
-            for key in ("n_cases", "shape", "seed", "modality")
-        }
-        | {"lesions": config["demo"]["lesions"]},
-        settings=lambda wc: standin_settings(),
+        cohort=sam_standin_cohort(),
+        settings=standin_settings(),
         device=config["device"],
     script:
         "../scripts/sam_standin.py"
@@ -38,7 +34,7 @@ rule sam_standin:
 rule train_lora_sam:
     """Fine-tune SAM with LoRA on the train split; the best adapter by validation Dice."""
     input:
-        unpack(sam_base_input),
+        unpack(get_sam_base_input),
         slices=slices_dir(config["dataset_2d"]),
     output:
         adapter=protected(directory(f"{SAM_REGION}/lora/adapter")),
@@ -58,7 +54,7 @@ rule train_lora_sam:
     params:
         base_model=sam_base_model(),
         lora=config["sam"]["lora"],
-        settings=lambda wc: lora_settings(),
+        settings=lora_settings(),
         device=config["device"],
     script:
         "../scripts/train_lora_sam.py"
@@ -67,8 +63,8 @@ rule train_lora_sam:
 rule predict_sam:
     """Every prompt mode from one image embedding per test slice, plus zero-shot SAM (GT box)."""
     input:
-        unpack(sam_base_input),
-        unpack(sam_prompt_inputs),
+        unpack(get_sam_base_input),
+        unpack(get_sam_prompt_inputs),
         slices=slices_dir(config["dataset_2d"]),
         adapter=rules.train_lora_sam.output.adapter,
     output:

@@ -21,7 +21,7 @@ rule yolo_dataset:
 rule train_yolo:
     """Train the detector offline; every ultralytics run file stays under results/yolo/runs."""
     input:
-        unpack(yolo_model_input),
+        unpack(get_yolo_model_input),
         dataset=rules.yolo_dataset.output[0],
     output:
         weights=protected(f"{YOLO}/weights/best.pt"),
@@ -40,7 +40,7 @@ rule train_yolo:
     params:
         model=config["yolo"]["model"],
         run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/runs/train",
-        settings=lambda wc: yolo_settings(),
+        settings=yolo_settings(),
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
     script:

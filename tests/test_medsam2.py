@@ -40,7 +40,7 @@ def test_the_stand_in_records_its_training_and_the_same_settings_give_the_same_b
     assert history.phase.tolist() == ["slices"] * 2 + ["clips"] * 2
     assert (history.slices[2:] <= 3).all() and np.isfinite(history.loss).all()
     content = torch.load(standin, weights_only=True)
-    assert content["image_size"] == SIZE and "synthetic" in content["stand_in"]
+    assert content["image_size"] == SIZE and "synthetic" in content["standin"]
     again = tmp_path / "again.pt"
     write_standin(again, tmp_path / "again.tsv", SIZE, BRIEF, "cpu")
     assert again.read_bytes() == standin.read_bytes()

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def test_plan_train_resume_and_predict(prepared):
     env = nnunet.environment(root, 1)
     first = subprocess.Popen(guarded_command("sambrats.nnunet:main", "train", *args), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fold_dir = root / "model" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
+    fold_dir = Path(nnunet.fold_folder(root, NAME))
+    assert fold_dir == root / "model" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
     deadline = time.time() + 600
     while time.time() < deadline and not (fold_dir / "checkpoint_latest.pth").exists():
         time.sleep(0.05)
@@ -126,8 +128,8 @@ def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared,
         root = tmp_path / name
         nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
         nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=2)
-        fold = nnunet.train(root, DATASET_ID, 2, 3, 1, "cpu", seed=seed, processes=2)
-        checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+        nnunet.train(root, DATASET_ID, 2, 3, 1, "cpu", seed=seed, processes=2)
+        checkpoint = torch.load(nnunet.checkpoint_path(root, NAME), map_location="cpu", weights_only=False)
         weights[name] = checkpoint["network_weights"]
     assert all(torch.equal(weights["first"][key], weights["again"][key]) for key in weights["first"])
     assert not all(torch.equal(weights["first"][key], weights["other"][key]) for key in weights["first"])

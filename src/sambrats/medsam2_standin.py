@@ -204,7 +204,7 @@ def write_standin(path, history_path, image_size: int, settings: ClipTraining, d
     history = train_standin(predictor, volumes, settings, device)
     state = {name: tensor.detach().cpu() for name, tensor in predictor.state_dict().items()}
     content = io.BytesIO()  # torch names the archive after the file: the staging name would differ each run
-    torch.save({"model": state, "stand_in": "sam2.1_hiera_t trained on synthetic clips", "image_size": image_size},
+    torch.save({"model": state, "standin": "sam2.1_hiera_t trained on synthetic clips", "image_size": image_size},
                content)
     with staged_file(path) as tmp:
         tmp.write_bytes(content.getvalue())

@@ -39,6 +39,24 @@ def dataset_name(dataset_id: int, name: str) -> str:
     return f"Dataset{dataset_id:03d}_{name}"
 
 
+def raw_folder(root, dataset: str) -> str:
+    """nnU-Net's raw dataset folder below our nnU-Net ``root``."""
+    return f"{root}/raw/{dataset}"
+
+
+def preprocessed_folder(root, dataset: str) -> str:
+    return f"{root}/preprocessed/{dataset}"
+
+
+def fold_folder(root, dataset: str, configuration: str = CONFIGURATION) -> str:
+    """Where nnU-Net's trainer writes fold 0 of ``configuration``."""
+    return f"{root}/model/{dataset}/{TRAINER}__{PLANS}__{configuration}/fold_0"
+
+
+def checkpoint_path(root, dataset: str, configuration: str = CONFIGURATION) -> str:
+    return f"{fold_folder(root, dataset, configuration)}/checkpoint_final.pth"
+
+
 def environment(root, processes: int = 2) -> dict[str, str]:
     """The process environment of an nnU-Net step: private folders below ``root``."""
     root = Path(root).resolve()
@@ -115,18 +133,11 @@ def write_split_file(slices_index, out_path) -> None:
 
 
 def train(root, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
-          seed: int, processes: int = 2) -> Path:
-    """Train fold 0 with nnU-Net's trainer in a guarded child process; returns the fold folder.
+          seed: int, processes: int = 2) -> None:
+    """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``).
     ``processes``: augmentation workers, each seeded (the same number gives the same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
                                str(val_iterations), device, str(seed)), environment(root, processes))
-    return fold_folder(root, dataset_id)
-
-
-def fold_folder(root, dataset_id: int) -> Path:
-    model = Path(environment(root)["nnUNet_results"])
-    dataset = next(model.glob(f"Dataset{dataset_id:03d}_*"))
-    return dataset / f"{TRAINER}__{PLANS}__{CONFIGURATION}" / "fold_0"
 
 
 class WorkerLoader:
