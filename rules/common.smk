@@ -210,7 +210,7 @@ def get_figure_inputs(wildcards):
     if "yolo_sam" in config["methods"]:
         logs["yolo_results"] = rules.train_yolo.output.results
     if "nnunet" in config["methods"]:
-        logs["nnunet_checkpoint"] = rules.train_nnunet.output.checkpoint
+        logs["nnunet_history"] = rules.train_nnunet.output.history
     return {"metrics": method_metrics(wildcards.region)} | {
         name: expand(pattern, region=wildcards.region)[0]
         for name, pattern in logs.items()

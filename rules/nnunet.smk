@@ -57,6 +57,7 @@ rule train_nnunet:
         rules.nnunet_preprocess.output[0],
     output:
         checkpoint=protected(nnunet.checkpoint_path(NNUNET, NNUNET_DATASET)),
+        history=f"{NNUNET}/training_history.tsv",
     log:
         f"{LOGS}/train_nnunet/{{region}}.log",
     benchmark:
@@ -70,6 +71,7 @@ rule train_nnunet:
         gpu=1,
     params:
         root=get_nnunet_root,
+        dataset=NNUNET_DATASET,
         dataset_id=config["nnunet"]["dataset_id"],
         epochs=config["nnunet"]["epochs"],
         iterations=config["nnunet"]["iterations_per_epoch"],

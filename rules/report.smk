@@ -1,12 +1,6 @@
 # The comparison: table, figures, provenance; `snakemake --report results/report.html` collects them.
 
-FIGURE_NAMES = (
-    "distributions",
-    "dice_vs_jitter",
-    "dice_vs_area",
-    "examples",
-    "training_curves",
-)
+from sambrats.report import FIGURES
 
 
 rule compare_methods:
@@ -53,9 +47,9 @@ rule figures:
                 category="Figures",
                 subcategory="{region}",
             )
-            for name in FIGURE_NAMES
+            for name in FIGURES
         },
-        svg=expand(f"{RESULTS}/figures/{{{{region}}}}/{{name}}.svg", name=FIGURE_NAMES),
+        svg=expand(f"{RESULTS}/figures/{{{{region}}}}/{{name}}.svg", name=FIGURES),
     log:
         f"{LOGS}/figures/{{region}}.log",
     conda:

@@ -1,17 +1,15 @@
-"""Rule figures: every comparison figure, PNG and SVG."""
-
-from pathlib import Path
+"""Rule figures: every comparison figure of one region, PNG and SVG."""
 
 from sambrats import logs
-from sambrats.report import write_figures
+from sambrats.report import FIGURES, write_figures
 
 logs.setup(snakemake.log[0])
 write_figures(
     snakemake.input.metrics,
     snakemake.input.slices,
-    Path(snakemake.output.svg[0]).parent,
+    {name: snakemake.output[name] for name in FIGURES},
     snakemake.params.seed,
     lora_history=snakemake.input.get("lora_history"),
     yolo_results=snakemake.input.get("yolo_results"),
-    nnunet_checkpoint=snakemake.input.get("nnunet_checkpoint"),
+    nnunet_history=snakemake.input.get("nnunet_history"),
 )

@@ -8,11 +8,13 @@ logs.setup(snakemake.log[0])
 params = snakemake.params
 train(
     params.root,
+    params.dataset,
     params.dataset_id,
     params.epochs,
     params.iterations,
     params.val_iterations,
     resolve_device(params.device).type,
     params.seed,
+    snakemake.output.history,
     params.augmentation_workers,
 )

@@ -102,8 +102,9 @@ def test_plan_train_resume_and_predict(prepared):
     first.kill()
     first.wait()
     assert not (fold_dir / "checkpoint_final.pth").exists(), "the run was not interrupted"
-    nnunet.train(root, DATASET_ID, 5, 2, 1, "cpu", seed=0, processes=1)
+    nnunet.train(root, NAME, DATASET_ID, 5, 2, 1, "cpu", seed=0, history_path=tmp / "history.tsv", processes=1)
     assert (fold_dir / "checkpoint_final.pth").is_file()
+    assert read_tsv(tmp / "history.tsv").epoch.tolist() == [0, 1, 2, 3, 4]  # both logs, every epoch once
     logs = sorted(fold_dir.glob("training_log_*.txt"))
     assert len(logs) == 2
     epochs_of_rerun = [int(n) for n in re.findall(r": Epoch (\d+)\s*$", logs[1].read_text(), re.MULTILINE)]
@@ -128,8 +129,25 @@ def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared,
         root = tmp_path / name
         nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
         nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=2)
-        nnunet.train(root, DATASET_ID, 2, 3, 1, "cpu", seed=seed, processes=2)
+        nnunet.train(root, NAME, DATASET_ID, 2, 3, 1, "cpu", seed=seed, history_path=root / "history.tsv",
+                     processes=2)
         checkpoint = torch.load(nnunet.checkpoint_path(root, NAME), map_location="cpu", weights_only=False)
         weights[name] = checkpoint["network_weights"]
     assert all(torch.equal(weights["first"][key], weights["again"][key]) for key in weights["first"])
     assert not all(torch.equal(weights["first"][key], weights["other"][key]) for key in weights["first"])
+
+
+def nnunet_epoch(number, train_loss, val_loss, dice):
+    return (f"t: Epoch {number}\nt: train_loss {train_loss}\nt: val_loss {val_loss}\n"
+            f"t: Pseudo dice [np.float32({dice})]\nt: Epoch time: 1.0 s\n")
+
+
+def test_nnunet_curves_from_a_resumed_training(tmp_path):
+    first, second = tmp_path / "training_log_1.txt", tmp_path / "training_log_2.txt"
+    # The first run is killed during epoch 2; the second continues with epoch 2.
+    first.write_text(nnunet_epoch(0, 0.5, 0.4, 0.7) + nnunet_epoch(1, 0.3, 0.2, 0.8) + "t: Epoch 2\nt: train_loss 0.1\n")
+    second.write_text(nnunet_epoch(2, 0.2, 0.1, 0.9))
+    curves = nnunet.training_history([first, second])
+    assert curves.epoch.tolist() == [0, 1, 2]
+    assert curves.pseudo_dice.tolist() == [0.7, 0.8, 0.9]
+    assert curves.train_loss.tolist() == [0.5, 0.3, 0.2]

@@ -128,35 +128,22 @@ def study(tmp_path):
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_dice": [0.3, 0.6], "lr": [1e-3, 1e-4],
                             "seconds": [1.0, 1.0]})
     write_tsv(history, tmp_path / "history.tsv")
+    write_tsv(pd.DataFrame({"epoch": [0, 1], "train_loss": [0.2, -0.3], "val_loss": [0.1, -0.2],
+                            "pseudo_dice": [0.5, 0.7]}), tmp_path / "nnunet_history.tsv")
     return tmp_path
 
 
 def test_every_figure_is_written_not_empty_and_the_same_bytes_twice(study):
     written = {}
     for folder in ("figures", "again"):
-        report.write_figures([study / "metrics.tsv"], study / "slices", study / folder, seed=3,
-                             lora_history=study / "history.tsv")
+        outputs = {name: study / folder / f"{name}.png" for name in report.FIGURES}
+        report.write_figures([study / "metrics.tsv"], study / "slices", outputs, seed=3,
+                             lora_history=study / "history.tsv", nnunet_history=study / "nnunet_history.tsv")
         written[folder] = {path.name: path.read_bytes() for path in (study / folder).iterdir()}
     for name in report.FIGURES:
         for suffix in ("png", "svg"):
             assert len(written["figures"][f"{name}.{suffix}"]) > 1000, name
     assert written["figures"] == written["again"]
-
-
-def nnunet_epoch(number, train_loss, val_loss, dice):
-    return (f"t: Epoch {number}\nt: train_loss {train_loss}\nt: val_loss {val_loss}\n"
-            f"t: Pseudo dice [np.float32({dice})]\nt: Epoch time: 1.0 s\n")
-
-
-def test_nnunet_curves_from_a_resumed_training(tmp_path):
-    first, second = tmp_path / "training_log_1.txt", tmp_path / "training_log_2.txt"
-    # The first run is killed during epoch 2; the second continues with epoch 2.
-    first.write_text(nnunet_epoch(0, 0.5, 0.4, 0.7) + nnunet_epoch(1, 0.3, 0.2, 0.8) + "t: Epoch 2\nt: train_loss 0.1\n")
-    second.write_text(nnunet_epoch(2, 0.2, 0.1, 0.9))
-    curves = report.nnunet_curves([first, second])
-    assert curves.epoch.tolist() == [0, 1, 2]
-    assert curves.pseudo_dice.tolist() == [0.7, 0.8, 0.9]
-    assert curves.train_loss.tolist() == [0.5, 0.3, 0.2]
 
 
 def test_provenance_records_versions_git_config_and_times(tmp_path):

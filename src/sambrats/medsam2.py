@@ -32,6 +32,7 @@ from .brats import get_layout, load_labels, read_volume, region_mask, resolve_mo
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
+from .plotting import pyplot
 from .seeding import seed_everything
 from .slices import axial_slice, axial_spacing, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 
@@ -249,11 +250,7 @@ def case_metrics(case_id: str, job: BatchJob, result: Segmentation, slice_index,
 
 def plot_overlay(image_volume, truth, prediction, key, path, title) -> None:
     """Axial (key slice), coronal and sagittal planes through the tumour, GT and prediction contours."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     centre = [int(np.round(c)) for c in ndimage.center_of_mass(truth)]
     planes = (("axial (key slice)", lambda v: v[:, :, key].T),
               ("coronal", lambda v: np.flipud(v[:, centre[1], :].T)),

@@ -16,10 +16,12 @@ import argparse
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from .brats import get_layout, resolve_modality
 from .metrics import metrics_row, metrics_table
@@ -132,12 +134,30 @@ def write_split_file(slices_index, out_path) -> None:
     Path(out_path).write_text(json.dumps([fold], indent=2))
 
 
-def train(root, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
-          seed: int, processes: int = 2) -> None:
-    """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``).
-    ``processes``: augmentation workers, each seeded (the same number gives the same weights)."""
+def train(root, dataset: str, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
+          seed: int, history_path, processes: int = 2) -> None:
+    """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``),
+    then its curves from nnU-Net's logs to ``history_path``. ``processes``: augmentation workers,
+    each seeded (the same number gives the same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
                                str(val_iterations), device, str(seed)), environment(root, processes))
+    write_tsv(training_history(sorted(Path(fold_folder(root, dataset)).glob("training_log_*.txt"))), history_path)
+
+
+def training_history(log_files) -> pd.DataFrame:
+    """Epoch, train loss, validation loss and pseudo Dice from nnU-Net training logs (a resumed
+    training has several; a later log's complete epoch replaces an earlier one)."""
+    epochs = {}
+    for log_file in sorted(log_files):
+        text = Path(log_file).read_text()
+        for match in re.finditer(r": Epoch (\d+)\s*\n(.*?)(?=: Epoch \d+\s*\n|\Z)", text, re.S):
+            block = match.group(2)
+            found = [re.search(pattern, block) for pattern in (
+                r"train_loss (-?[\d.]+)", r"val_loss (-?[\d.]+)", r"Pseudo dice \[(?:np\.float32\()?([\d.]+)")]
+            if all(found):
+                epochs[int(match.group(1))] = [float(m.group(1)) for m in found]
+    table = pd.DataFrame.from_dict(epochs, orient="index", columns=["train_loss", "val_loss", "pseudo_dice"])
+    return table.sort_index().rename_axis("epoch").reset_index()
 
 
 class WorkerLoader:

@@ -17,6 +17,7 @@ from scipy import stats
 
 from .brats import REGIONS
 from .outputs import read_tsv, staged_file, write_tsv
+from .plotting import pyplot, save_figure, training_panel
 
 log = logging.getLogger(__name__)
 
@@ -227,27 +228,6 @@ def row_label(method: str, prompt: str) -> str:
     return f"{method} {prompt}".strip()
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, folder: Path, name: str) -> list[Path]:
-    """PNG and SVG of a figure; the SVG without a date and with fixed element ids (same bytes each run)."""
-    paths = []
-    for suffix in ("png", "svg"):
-        path = folder / f"{name}.{suffix}"
-        with _pyplot().rc_context({"svg.hashsalt": name}):
-            fig.savefig(path, dpi=130, bbox_inches="tight", metadata={"Date": None} if suffix == "svg" else None)
-        paths.append(path)
-    _pyplot().close(fig)
-    return paths
-
-
 def study_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     """Metrics of the study's rows, labelled and in the study's order."""
     order = [row.label for row in ROWS]
@@ -257,10 +237,16 @@ def study_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("row")
 
 
-def plot_distributions(metrics: pd.DataFrame, folder: Path) -> list[Path]:
+def case_counts(table: pd.DataFrame) -> str:
+    """Cases per dataset, as a figure names them: "n = 13 (brats2024), 15 (brats2019)"."""
+    counts = table.groupby("dataset", sort=False).case_id.nunique()
+    return "n = " + ", ".join(f"{n} ({dataset})" for dataset, n in counts.items())
+
+
+def plot_distributions(metrics: pd.DataFrame, path) -> None:
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     table = study_rows(metrics)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 0.55 * table.row.nunique() + 2),
                              sharey=True)
@@ -272,8 +258,8 @@ def plot_distributions(metrics: pd.DataFrame, folder: Path) -> list[Path]:
         axis.set_title(f"{name} per method")
         if metric != "hd95":
             axis.set_xlim(0, 1)
-    fig.suptitle(f"Test-case distributions (n = {table.case_id.nunique()} cases)")
-    return save_figure(fig, folder, "distributions")
+    fig.suptitle(f"Test-case distributions ({case_counts(table)} cases)")
+    save_figure(fig, path)
 
 
 def jitter_levels(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -283,8 +269,8 @@ def jitter_levels(metrics: pd.DataFrame) -> pd.DataFrame:
     return sam.assign(jitter=pixels).groupby("jitter").dice.agg(["mean", "std"]).reset_index()
 
 
-def plot_jitter(metrics: pd.DataFrame, folder: Path) -> list[Path]:
-    plt = _pyplot()
+def plot_jitter(metrics: pd.DataFrame, path) -> None:
+    plt = pyplot()
     levels = jitter_levels(metrics)
     fig, axis = plt.subplots(figsize=(7, 4.5))
     axis.errorbar(levels.jitter, levels["mean"], yerr=levels["std"], marker="o", capsize=3,
@@ -298,13 +284,13 @@ def plot_jitter(metrics: pd.DataFrame, folder: Path) -> list[Path]:
     axis.set_ylim(0, 1)
     axis.set_title("Robustness of LoRA-SAM to box prompt error")
     axis.legend(loc="lower left")
-    return save_figure(fig, folder, "dice_vs_jitter")
+    save_figure(fig, path)
 
 
-def plot_area(metrics: pd.DataFrame, folder: Path) -> list[Path]:
+def plot_area(metrics: pd.DataFrame, path) -> None:
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     table = study_rows(metrics[metrics.prompt != "3d"])  # slice areas only, not volumes
     fig, axis = plt.subplots(figsize=(8, 5))
     sns.scatterplot(data=table, x="area_true", y="dice", hue="row", ax=axis, s=30)
@@ -314,14 +300,14 @@ def plot_area(metrics: pd.DataFrame, folder: Path) -> list[Path]:
     axis.set_ylim(0, 1.02)
     axis.set_title("Dice against tumour size")
     axis.legend(title="method", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
-    return save_figure(fig, folder, "dice_vs_area")
+    save_figure(fig, path)
 
 
-def plot_examples(metrics: pd.DataFrame, slices_dir, folder: Path) -> list[Path]:
+def plot_examples(metrics: pd.DataFrame, slices_dir, path) -> None:
     """Best, median and worst test cases by LoRA-SAM + GT box Dice, every method's contour."""
     from .slices import load_sample
 
-    plt = _pyplot()
+    plt = pyplot()
     table = study_rows(metrics)
     ranking = table[(table.method == "lora_sam") & (table.prompt == "gt_box")].sort_values("dice")
     if ranking.empty:
@@ -350,76 +336,47 @@ def plot_examples(metrics: pd.DataFrame, slices_dir, folder: Path) -> list[Path]
     handles += [plt.Line2D([], [], color=colours(i), label=label) for i, label in enumerate(labels)]
     fig.legend(handles=handles, loc="lower center", ncol=4, facecolor="lightgrey", fontsize="small")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    return save_figure(fig, folder, "examples")
+    save_figure(fig, path)
 
 
-def nnunet_curves(log_files) -> pd.DataFrame:
-    """Epoch, train loss, validation loss and pseudo Dice from nnU-Net training logs (a resumed
-    training has several; a later log's complete epoch replaces an earlier one)."""
-    import re
-
-    epochs = {}
-    for log_file in sorted(log_files):
-        text = Path(log_file).read_text()
-        for match in re.finditer(r": Epoch (\d+)\s*\n(.*?)(?=: Epoch \d+\s*\n|\Z)", text, re.S):
-            block = match.group(2)
-            found = [re.search(pattern, block) for pattern in (
-                r"train_loss (-?[\d.]+)", r"val_loss (-?[\d.]+)", r"Pseudo dice \[(?:np\.float32\()?([\d.]+)")]
-            if all(found):
-                epochs[int(match.group(1))] = [float(m.group(1)) for m in found]
-    table = pd.DataFrame.from_dict(epochs, orient="index", columns=["train_loss", "val_loss", "pseudo_dice"])
-    return table.sort_index().rename_axis("epoch").reset_index()
-
-
-def plot_training(lora_history, yolo_results, nnunet_logs, folder: Path) -> list[Path]:
-    """Training curves of LoRA-SAM, YOLO and nnU-Net, each from its own log (those present)."""
-    from matplotlib.ticker import MaxNLocator
-
-    plt = _pyplot()
+def plot_training(lora_history, yolo_results, nnunet_history, path) -> None:
+    """Training curves of LoRA-SAM, YOLO and nnU-Net, each from its own record (those present)."""
+    plt = pyplot()
     panels = []
     if lora_history:
         history = read_tsv(lora_history)
-        panels.append(("LoRA-SAM", history.epoch, history.train_loss, "train loss (Dice + BCE)",
+        panels.append(("LoRA-SAM", history.epoch, history.train_loss, "train loss (soft Dice + BCE)",
                        history.val_dice, "val Dice (GT box)"))
     if yolo_results:
         results = pd.read_csv(yolo_results)
         results.columns = [c.strip() for c in results.columns]
         panels.append(("YOLO", results.epoch, results["train/box_loss"], "train box loss",
                        results["metrics/mAP50(B)"], "val mAP50"))
-    if nnunet_logs:
-        curves = nnunet_curves(nnunet_logs)
-        panels.append(("nnU-Net", curves.epoch, curves.train_loss, "train loss (Dice + CE)",
-                       curves.pseudo_dice, "val pseudo Dice"))
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
-    for axis, (title, epochs, loss, loss_label, score, score_label) in zip(axes[0], panels):
-        axis.plot(epochs, loss, color="tab:red", label=loss_label)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel("loss")
-        twin = axis.twinx()
-        twin.plot(epochs, score, color="tab:blue", label=score_label)
-        twin.set_ylabel("validation score")
-        twin.set_ylim(0, 1)
-        axis.set_title(title)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        lines = axis.get_lines() + twin.get_lines()
-        axis.legend(lines, [line.get_label() for line in lines], loc="best", fontsize="small")
+    if nnunet_history:
+        curves = read_tsv(nnunet_history)
+        panels.append(("nnU-Net (its loss is CE minus soft Dice: below 0 is normal)", curves.epoch,
+                       curves.train_loss, "train loss (CE - soft Dice)", curves.pseudo_dice, "val pseudo Dice"))
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4.4), squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        title, *curves = panel
+        training_panel(axis, *curves, title)
     fig.tight_layout()
-    return save_figure(fig, folder, "training_curves")
+    save_figure(fig, path)
 
 
 FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
 
 
-def write_figures(metric_paths, slices_dir, out_dir, seed: int, lora_history=None, yolo_results=None,
-                  nnunet_checkpoint=None) -> None:
-    """Every comparison figure (``FIGURES``, PNG and SVG) into ``out_dir``."""
+def write_figures(metric_paths, slices_dir, outputs: dict, seed: int, lora_history=None, yolo_results=None,
+                  nnunet_history=None) -> None:
+    """Every comparison figure: ``outputs`` maps each name of ``FIGURES`` to its PNG (an SVG is
+    written beside it)."""
     np.random.seed(seed)  # seaborn's strip-plot jitter draws from NumPy's global generator
     metrics = load_metrics(metric_paths)
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    nnunet_logs = sorted(Path(nnunet_checkpoint).parent.glob("training_log_*.txt")) if nnunet_checkpoint else None
-    plot_distributions(metrics, folder)
-    plot_jitter(metrics, folder)
-    plot_area(metrics, folder)
-    plot_examples(metrics, slices_dir, folder)
-    plot_training(lora_history, yolo_results, nnunet_logs, folder)
+    for path in outputs.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    plot_distributions(metrics, outputs["distributions"])
+    plot_jitter(metrics, outputs["dice_vs_jitter"])
+    plot_area(metrics, outputs["dice_vs_area"])
+    plot_examples(metrics, slices_dir, outputs["examples"])
+    plot_training(lora_history, yolo_results, nnunet_history, outputs["training_curves"])

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
+from scipy import ndimage
 from tqdm import tqdm
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
@@ -30,6 +30,7 @@ from .brats import GLI, region_mask, resolve_modality
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
+from .plotting import pyplot, save_figure, training_panel
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
 from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
@@ -281,24 +282,10 @@ def train(
 
 def plot_history(history: pd.DataFrame, path: Path, title: str) -> None:
     """Training loss and validation Dice per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, loss_axis = plt.subplots(figsize=(6, 4))
-    loss_axis.plot(history.epoch, history.train_loss, color="tab:red", marker="o", label="train loss")
-    loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("train loss (Dice + BCE)")
-    dice_axis = loss_axis.twinx()
-    dice_axis.plot(history.epoch, history.val_dice, color="tab:blue", marker="s", label="val Dice")
-    dice_axis.set_ylabel("validation Dice (GT box)")
-    dice_axis.set_ylim(0, 1)
-    fig.legend(loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0))
-    loss_axis.set_title(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig, axis = pyplot().subplots(figsize=(6, 4.2))
+    training_panel(axis, history.epoch, history.train_loss, "train loss (soft Dice + BCE)", history.val_dice,
+                   "val Dice (GT box)", title)
+    save_figure(fig, path, svg=False, dpi=120)
 
 
 def finish_training(history: pd.DataFrame, workdir: Path, out_dir, history_path, curve_path, title, extra=None):

@@ -76,13 +76,6 @@ def xyxy_to_box(xyxy, width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, right, bottom
 
 
-def label_to_box(label, width: int, height: int) -> tuple[int, int, int, int]:
-    """Normalised YOLO label -> inclusive pixel box (inverse of :func:`box_to_label`)."""
-    cx, cy, w, h = label
-    return xyxy_to_box(((cx - w / 2) * width, (cy - h / 2) * height,
-                        (cx + w / 2) * width, (cy + h / 2) * height), width, height)
-
-
 def box_iou(a, b) -> float:
     """IoU of two inclusive pixel boxes."""
     width = min(a[2], b[2]) - max(a[0], b[0]) + 1
