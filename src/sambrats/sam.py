@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +218,28 @@ def load_training_state(workdir: Path, fingerprint: str, model, optimizer, sched
     return progress
 
 
+def train_epoch(model, processor, samples: list[SliceSample], optimizer, settings: TrainSettings,
+                rng: np.random.Generator, device, description: str) -> list[float]:
+    """One pass over the samples in a random order, with jittered boxes (a batch without any prompt
+    with probability ``no_prompt_fraction``); the loss of every batch."""
+    model.train()
+    order = rng.permutation(len(samples))
+    losses = []
+    for begin in tqdm(range(0, len(order), settings.batch_size), desc=description, unit="batch"):
+        batch = [samples[i] for i in order[begin : begin + settings.batch_size]]
+        prompted = rng.random() >= settings.no_prompt_fraction
+        boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
+        inputs = prepare(processor, [s.image for s in batch], boxes)
+        logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)[:, 0]
+        target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
+        loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 def train(
     model,
     processor: SamProcessor,
@@ -248,22 +270,8 @@ def train(
         log.info("resuming after epoch %d of %d", progress["epoch"], settings.epochs)
     for epoch in range(progress["epoch"] + 1, settings.epochs + 1):
         start = time.perf_counter()
-        model.train()
-        order = rng.permutation(len(train_samples))
-        losses = []
-        batches = range(0, len(order), settings.batch_size)
-        for begin in tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", unit="batch"):
-            batch = [train_samples[i] for i in order[begin : begin + settings.batch_size]]
-            prompted = rng.random() >= settings.no_prompt_fraction
-            boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
-            inputs = prepare(processor, [s.image for s in batch], boxes)
-            logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)[:, 0]
-            target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
-            loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        losses = train_epoch(model, processor, train_samples, optimizer, settings, rng, device,
+                             f"epoch {epoch}/{settings.epochs}")
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         val = validation_dice(model, processor, val_samples, device, settings.batch_size)
@@ -411,44 +419,71 @@ def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed:
     return {mode: (masks[mode], prompts[mode]) for mode in modes}
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One method's mask of one test slice for one prompt mode (``box`` None: no prompt)."""
+
+    method: str  # "lora_sam" or "sam_zeroshot"
+    prompt: str
+    mask: np.ndarray
+    box: tuple[int, int, int, int] | None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        """Its folder in the predictions: the prompt mode, prefixed for zero-shot SAM."""
+        return self.prompt if self.method == "lora_sam" else f"zeroshot_{self.prompt}"
+
+
+def case_predictions(model, processor, sample: SliceSample, modes: list[str], seed: int, device,
+                     detection=None) -> list[Prediction]:
+    """Zero-shot SAM with the GT box, then LoRA-SAM in every mode (plus ``yolo_box`` for a YOLO
+    detection row, following its no-detection policy)."""
+    with model.disable_adapter():
+        mask, box = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
+    predictions = [Prediction("sam_zeroshot", "gt_box", mask, box)]
+    prompts = {mode: mode_box(mode, sample, seed) for mode in modes}
+    action = None
+    if detection is not None:
+        action, prompts["yolo_box"] = yolo_prompt(detection)
+    masks = predict_prompts(model, processor, sample, prompts, device)
+    if action == "empty_mask":
+        masks["yolo_box"] = np.zeros_like(sample.mask)
+    for mode, box in prompts.items():
+        extra = {"fallback": detection["fallback"]} if mode == "yolo_box" else {}
+        predictions.append(Prediction("lora_sam", mode, masks[mode], box, extra))
+    return predictions
+
+
+def save_mode_mask(prediction: Prediction, case_id: str, folder: Path) -> None:
+    """``{folder}/{mode folder}/{case}.npz`` with the mask and the box (-1s without one)."""
+    (folder / prediction.folder).mkdir(exist_ok=True)
+    box = np.asarray(prediction.box if prediction.box is not None else (-1, -1, -1, -1), dtype=np.int32)
+    np.savez_compressed(folder / prediction.folder / f"{case_id}.npz", mask=prediction.mask, box=box)
+
+
 def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str, region: str,
                       jitters: list[int], seed: int, tolerance_mm: float, device_name: str = "auto",
                       yolo_boxes=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
     GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
-    table, the mode ``yolo_box`` (the automatic pipeline) joins, following its no-detection policy."""
+    table, the mode ``yolo_box`` (the automatic pipeline) joins."""
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
     modes = prompt_modes(jitters)
     yolo = None if yolo_boxes is None else read_tsv(yolo_boxes).set_index("case_id")
-    samples = load_split(slices_dir, "test")
     rows = []
     with staged_directory(out_dir) as folder:
-        for sample in tqdm(samples, desc="SAM prompt modes", unit="case"):
-            with model.disable_adapter():
-                zero_shot = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
-            results = {("sam_zeroshot", "zeroshot_gt_box"): (*zero_shot, {})}
-            prompts = {mode: mode_box(mode, sample, seed) for mode in modes}
-            yolo_action = fallback = None
-            if yolo is not None:
-                detection = yolo.loc[sample.case_id]
-                fallback = detection["fallback"]
-                yolo_action, prompts["yolo_box"] = yolo_prompt(detection)
-            masks = predict_prompts(model, processor, sample, prompts, device)
-            if yolo_action == "empty_mask":
-                masks["yolo_box"] = np.zeros_like(sample.mask)
-            for mode, box in prompts.items():
-                extra = {"fallback": fallback} if mode == "yolo_box" else {}
-                results[("lora_sam", mode)] = (masks[mode], box, extra)
-            for (method, name), (mask, box, extra) in results.items():
-                (folder / name).mkdir(exist_ok=True)
-                box_array = np.asarray(box if box is not None else (-1, -1, -1, -1), dtype=np.int32)
-                np.savez_compressed(folder / name / f"{sample.case_id}.npz", mask=mask, box=box_array)
-                rows.append(metrics_row(sample.case_id, dataset, region, method, name.removeprefix("zeroshot_"),
-                                        mask, sample.mask, Path(out_dir) / name / f"{sample.case_id}.npz",
-                                        sample.spacing, tolerance_mm, prompt_box="" if box is None else ",".join(map(str, box)),
-                                        **extra))
+        for sample in tqdm(load_split(slices_dir, "test"), desc="SAM prompt modes", unit="case"):
+            detection = None if yolo is None else yolo.loc[sample.case_id]
+            for prediction in case_predictions(model, processor, sample, modes, seed, device, detection):
+                save_mode_mask(prediction, sample.case_id, folder)
+                box = "" if prediction.box is None else ",".join(map(str, prediction.box))
+                rows.append(metrics_row(sample.case_id, dataset, region, prediction.method, prediction.prompt,
+                                        prediction.mask, sample.mask,
+                                        Path(out_dir) / prediction.folder / f"{sample.case_id}.npz",
+                                        sample.spacing, tolerance_mm, prompt_box=box, **prediction.extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
     for (method, mode), group in table.groupby(["method", "prompt"], sort=False):
