@@ -4,7 +4,6 @@ from pathlib import Path
 
 from sambrats import logs
 from sambrats.outputs import write_tsv
-from sambrats.devices import resolve_device
 from sambrats.yolo import detection_metrics
 
 logs.setup(snakemake.log[0])
@@ -13,7 +12,7 @@ table = detection_metrics(
     snakemake.input.weights,
     Path(snakemake.input.dataset) / "data.yaml",
     params.imgsz,
-    resolve_device(params.device),
+    params.device,
     params.config_dir,
     params.run_dir,
 )

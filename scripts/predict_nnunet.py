@@ -2,7 +2,6 @@
 
 from sambrats import logs
 from sambrats.nnunet import write_predictions
-from sambrats.devices import resolve_device
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -15,7 +14,7 @@ write_predictions(
     snakemake.output.metrics,
     params.dataset,
     snakemake.wildcards.region,
-    resolve_device(params.device).type,
+    params.device,
     params.nsd_tolerance_mm,
     snakemake.threads,
 )

@@ -2,7 +2,6 @@
 
 from sambrats import logs
 from sambrats.outputs import write_tsv
-from sambrats.devices import resolve_device
 from sambrats.yolo import predict_boxes
 
 logs.setup(snakemake.log[0])
@@ -13,7 +12,7 @@ chosen, every = predict_boxes(
     params.imgsz,
     params.conf,
     params.policy,
-    resolve_device(params.device),
+    params.device,
     params.config_dir,
 )
 write_tsv(chosen, snakemake.output.chosen)

@@ -2,7 +2,6 @@
 
 from sambrats import logs
 from sambrats.nnunet import train
-from sambrats.devices import resolve_device
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -13,7 +12,7 @@ train(
     params.epochs,
     params.iterations,
     params.val_iterations,
-    resolve_device(params.device).type,
+    params.device,
     params.seed,
     snakemake.output.history,
     params.augmentation_workers,

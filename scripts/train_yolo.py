@@ -3,8 +3,7 @@
 from pathlib import Path
 
 from sambrats import logs
-from sambrats.devices import resolve_device
-from sambrats.yolo import train_yolo
+from sambrats.yolo import YoloSettings, train_yolo
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -14,7 +13,7 @@ train_yolo(
     params.run_dir,
     snakemake.output.weights,
     snakemake.output.results,
-    params.settings,
-    resolve_device(params.device),
+    YoloSettings(**params.settings),
+    params.device,
     params.config_dir,
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from sambrats import report
+from sambrats.devices import resolve_device
 from sambrats.metrics import metrics_row, metrics_table
 from sambrats.outputs import read_tsv, write_tsv
 from sambrats.provenance import write_provenance
@@ -147,8 +151,17 @@ def test_every_figure_is_written_not_empty_and_the_same_bytes_twice(study):
 
 
 def test_provenance_records_versions_git_config_and_times(tmp_path):
-    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "train_lora_sam").mkdir(parents=True)
     (tmp_path / "logs" / "a.log").write_text("x")
+    handler = logging.FileHandler(tmp_path / "logs" / "train_lora_sam" / "wt.log")
+    logger = logging.getLogger("sambrats")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        resolve_device("cpu")  # as every computing job does: its node and device go into its log
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
     config = {"seed": 5, "demo": {"seed": 7}}
     write_provenance(tmp_path / "p.json", config, REPO, tmp_path / "logs")
     record = json.loads((tmp_path / "p.json").read_text())
@@ -158,6 +171,8 @@ def test_provenance_records_versions_git_config_and_times(tmp_path):
     assert len(record["config_sha256"]) == 64
     assert record["start"] <= record["end"]
     assert "gpus" in record["hardware"]
+    assert record["jobs"] == {"train_lora_sam/wt.log": {"host": socket.gethostname(), "device": "cpu", "gpu": None,
+                                                        "slurm_job_id": os.environ.get("SLURM_JOB_ID")}}
 
 
 def test_rows_of_another_dataset_are_compared_within_their_own_dataset():

@@ -101,17 +101,17 @@ def no_network(monkeypatch):
 def test_training_validation_and_prediction_make_no_network_access(tmp_path, no_network):
     write_samples(tmp_path / "slices", 10)
     yolo.export_dataset(tmp_path / "slices", tmp_path / "ds")
-    settings = {"epochs": 2, "imgsz": 64, "batch": 4, "patience": 10, "workers": 0, "seed": 0}
+    settings = yolo.YoloSettings(epochs=2, imgsz=64, batch=4, patience=10, workers=0, seed=0)
     config_dir = tmp_path / "ultralytics"
     yolo.train_yolo(tmp_path / "ds/data.yaml", "yolov8n.yaml", tmp_path / "runs/train", tmp_path / "best.pt",
-                    tmp_path / "results.csv", settings, CPU, config_dir)
+                    tmp_path / "results.csv", settings, "cpu", config_dir)
     assert (tmp_path / "best.pt").stat().st_size > 0
     assert (tmp_path / "runs/train/weights/last.pt").is_file()  # ultralytics' own run folder is kept
     assert len(pd.read_csv(tmp_path / "results.csv")) == 2
-    metrics = yolo.detection_metrics(tmp_path / "best.pt", tmp_path / "ds/data.yaml", 64, CPU, config_dir, tmp_path / "runs")
+    metrics = yolo.detection_metrics(tmp_path / "best.pt", tmp_path / "ds/data.yaml", 64, "cpu", config_dir, tmp_path / "runs")
     assert metrics.split.tolist() == ["val", "test"]
     assert metrics[["map50", "map50_95", "precision", "recall"]].apply(lambda c: c.between(0, 1)).all().all()
-    chosen, every = yolo.predict_boxes(tmp_path / "best.pt", tmp_path / "slices", 64, 0.0, "full_image_box", CPU, config_dir)
+    chosen, every = yolo.predict_boxes(tmp_path / "best.pt", tmp_path / "slices", 64, 0.0, "full_image_box", "cpu", config_dir)
     assert chosen.columns.tolist() == yolo.BOX_COLUMNS
     assert sorted(chosen.case_id) == ["case02", "case03"]
     assert set(chosen.fallback) <= {"", "full_image_box"}
@@ -122,7 +122,7 @@ def test_training_validation_and_prediction_make_no_network_access(tmp_path, no_
 def test_missing_pt_weights_fail_with_a_clear_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="no download on compute nodes"):
         yolo.train_yolo(tmp_path / "d.yaml", str(tmp_path / "yolov8m.pt"), tmp_path / "run", tmp_path / "b.pt",
-                        tmp_path / "r.csv", {}, CPU, tmp_path / "cfg")
+                        tmp_path / "r.csv", yolo.YoloSettings(1, 64, 4, 1, 0, 0), "cpu", tmp_path / "cfg")
 
 
 def test_yolo_boxes_feed_sam_with_each_policy(tmp_path):

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
+import socket
 
 import torch
 
+log = logging.getLogger(__name__)
+
+# The line every job logs when it picks its device; provenance gathers them from the rule logs.
+DEVICE_RECORD = "job device: "
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else the CPU."""
+    """``auto``: CUDA when present, else the CPU. Logs where the job runs (see ``device_record``)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but no CUDA device is available")
-    return torch.device(name)
+    else:
+        device = torch.device(name)
+    log.info("%s%s", DEVICE_RECORD, json.dumps(device_record(device), sort_keys=True))
+    return device
+
+
+def device_record(device: torch.device) -> dict:
+    """The node and device a job computes on (under SLURM with its job id)."""
+    return {"host": socket.gethostname(), "device": device.type,
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
 
 def autocast(device: torch.device):

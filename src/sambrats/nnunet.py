@@ -134,13 +134,21 @@ def write_split_file(slices_index, out_path) -> None:
     Path(out_path).write_text(json.dumps([fold], indent=2))
 
 
-def train(root, dataset: str, dataset_id: int, epochs: int, iterations: int, val_iterations: int, device: str,
-          seed: int, history_path, processes: int = 2) -> None:
+def device_type(device_name: str) -> str:
+    """nnU-Net's device argument (cpu, cuda) for the config's device (``auto`` resolved)."""
+    from .devices import resolve_device  # torch only in jobs: the Snakefile imports this module
+
+    return resolve_device(device_name).type
+
+
+def train(root, dataset: str, dataset_id: int, epochs: int, iterations: int, val_iterations: int,
+          device_name: str, seed: int, history_path, processes: int = 2) -> None:
     """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``),
     then its curves from nnU-Net's logs to ``history_path``. ``processes``: augmentation workers,
     each seeded (the same number gives the same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
-                               str(val_iterations), device, str(seed)), environment(root, processes))
+                               str(val_iterations), device_type(device_name), str(seed)),
+               environment(root, processes))
     write_tsv(training_history(sorted(Path(fold_folder(root, dataset)).glob("training_log_*.txt"))), history_path)
 
 
@@ -226,21 +234,21 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
     trainer.run_training()
 
 
-def predict(root, dataset_id: int, raw_dir, out_dir, device: str, processes: int = 2) -> None:
+def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, processes: int = 2) -> None:
     """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint."""
     run_logged(guarded_command("nnUNetv2_predict", "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
                                "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-chk",
-                               "checkpoint_final.pth", "-device", device, "-npp", str(processes),
+                               "checkpoint_final.pth", "-device", device_type(device_name), "-npp", str(processes),
                                "-nps", str(processes)), environment(root, processes))
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      region: str, device: str, tolerance_mm: float, processes: int = 2) -> None:
+                      region: str, device_name: str, tolerance_mm: float, processes: int = 2) -> None:
     """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table."""
     index = read_tsv(Path(slices_dir) / "index.tsv")
     rows = []
     with staged_directory(out_dir) as folder:
-        predict(root, dataset_id, raw_dir, folder / "nifti", device, processes)
+        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, processes)
         for case_id in index.case_id[index.split == "test"]:
             mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
             np.savez_compressed(folder / f"{case_id}.npz", mask=mask)

@@ -10,6 +10,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from .devices import DEVICE_RECORD
 from .outputs import staged_file
 from .weights import read_manifest
 
@@ -47,12 +48,25 @@ def hardware() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def job_devices(log_dir) -> dict[str, dict]:
+    """Node and device of every job that picked one, from its rule log (the last record of a log),
+    keyed by the log's path below ``log_dir``: under SLURM the compute nodes, not the login node."""
+    jobs = {}
+    for path in sorted(Path(log_dir).rglob("*.log")):
+        records = [line.split(DEVICE_RECORD, 1)[1] for line in path.read_text(errors="replace").splitlines()
+                   if DEVICE_RECORD in line]
+        if records:
+            jobs[str(path.relative_to(log_dir))] = json.loads(records[-1])
+    return jobs
+
+
 def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def write_provenance(path, config: dict, repo, log_dir, weights_manifest=None) -> None:
-    """provenance.json; the run's start is the oldest rule log, its end is now.
+    """provenance.json; the run's start is the oldest rule log, its end is now; ``jobs`` holds the
+    node and device of every job that computed (from the rule logs).
 
     ``weights_manifest`` (resources/weights.sha256) adds the SHA-256 of each pretrained weight file.
     """
@@ -66,7 +80,8 @@ def write_provenance(path, config: dict, repo, log_dir, weights_manifest=None) -
         "seeds": {"seed": config.get("seed"), "demo": config.get("demo", {}).get("seed"),
                   "sam_standin": config.get("sam", {}).get("standin", {}).get("seed")},
         "weights_sha256": read_manifest(Path(weights_manifest)) if weights_manifest else {},
-        "hardware": hardware(),
+        "hardware": hardware(),  # where provenance ran (under SLURM: the login node)
+        "jobs": job_devices(log_dir),
         "start": start,
         "end": dt.datetime.now(dt.timezone.utc).isoformat(),
     }

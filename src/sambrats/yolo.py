@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +115,27 @@ def _png_shape(path: Path) -> tuple[int, int]:
         return image.height, image.width
 
 
-def device_argument(device) -> str:
-    """Ultralytics' device string for a torch device."""
-    return "0" if device.type == "cuda" else "cpu"
+@dataclass(frozen=True)
+class YoloSettings:
+    """Ultralytics training settings (config ``yolo``, seeded by the master seed)."""
+
+    epochs: int
+    imgsz: int
+    batch: int
+    patience: int
+    workers: int
+    seed: int
 
 
-def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, settings: dict,
-               device, config_dir) -> None:
+def device_argument(device_name: str) -> str:
+    """Ultralytics' device string for the config's device (``auto`` resolved)."""
+    from .devices import resolve_device  # torch only in jobs: the Snakefile imports this module
+
+    return "0" if resolve_device(device_name).type == "cuda" else "cpu"
+
+
+def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, settings: YoloSettings,
+               device_name: str, config_dir) -> None:
     """Train with ultralytics into ``run_dir`` (all of its run files kept) and publish best.pt."""
     offline_ultralytics(config_dir)
     from ultralytics import YOLO
@@ -131,18 +146,19 @@ def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, se
             f"YOLO weights {model_spec} not found: copy yolov8m.pt there (no download on compute nodes)"
         )
     run_dir = Path(run_dir).resolve()
-    seed_everything(settings["seed"])
+    seed_everything(settings.seed)
     model = YOLO(model_spec)
+    device = device_argument(device_name)
     model.train(
         data=str(Path(data_yaml).resolve()),
-        epochs=settings["epochs"],
-        imgsz=settings["imgsz"],
-        batch=settings["batch"],
-        seed=settings["seed"],
-        patience=settings["patience"],
-        workers=settings["workers"],
-        device=device_argument(device),
-        amp="bf16" if device.type == "cuda" else False,
+        epochs=settings.epochs,
+        imgsz=settings.imgsz,
+        batch=settings.batch,
+        seed=settings.seed,
+        patience=settings.patience,
+        workers=settings.workers,
+        device=device,
+        amp="bf16" if device != "cpu" else False,
         plots=True,
         deterministic=True,
         project=str(run_dir.parent),
@@ -158,7 +174,7 @@ def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, se
         shutil.copy2(run_dir / "results.csv", tmp)
 
 
-def detection_metrics(weights, data_yaml, imgsz: int, device, config_dir, run_dir) -> pd.DataFrame:
+def detection_metrics(weights, data_yaml, imgsz: int, device_name: str, config_dir, run_dir) -> pd.DataFrame:
     """mAP50, mAP50-95, precision and recall on the val and test splits (ultralytics' validator)."""
     offline_ultralytics(config_dir)
     from ultralytics import YOLO
@@ -167,7 +183,7 @@ def detection_metrics(weights, data_yaml, imgsz: int, device, config_dir, run_di
     rows = []
     for split in ("val", "test"):
         result = model.val(data=str(Path(data_yaml).resolve()), split=split, imgsz=imgsz,
-                           device=device_argument(device), plots=False, verbose=False,
+                           device=device_argument(device_name), plots=False, verbose=False,
                            project=str(Path(run_dir).resolve()), name=f"val_{split}", exist_ok=True)
         row = {"split": split}
         for name, attribute in METRIC_NAMES.items():
@@ -180,7 +196,7 @@ def detection_metrics(weights, data_yaml, imgsz: int, device, config_dir, run_di
     return pd.DataFrame(rows)
 
 
-def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, device, config_dir):
+def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, device_name: str, config_dir):
     """Per test slice the most confident box above ``conf`` (chosen table) and every box."""
     if policy not in NO_DETECTION_POLICIES:
         raise ValueError(f"unknown no-detection policy {policy!r}; choose one of {NO_DETECTION_POLICIES}")
@@ -188,13 +204,14 @@ def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, dev
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
+    device = device_argument(device_name)
     index = read_tsv(Path(slices_dir) / "index.tsv")
     test = index[index.split == "test"]
     chosen, every = [], []
     for row in test.itertuples():
         png = Path(slices_dir) / f"{row.case_id}.png"
         height, width = _png_shape(png)
-        result = model.predict(str(png), imgsz=imgsz, conf=conf, device=device_argument(device), verbose=False)[0]
+        result = model.predict(str(png), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]
         boxes = [(xyxy_to_box(xyxy, width, height), float(score))
                  for xyxy, score in zip(result.boxes.xyxy.cpu().numpy(), result.boxes.conf.cpu().numpy())]
         truth = (row.x0, row.y0, row.x1, row.y1)
