@@ -43,6 +43,7 @@ include: "rules/data.smk"
 include: "rules/sam.smk"
 include: "rules/yolo.smk"
 include: "rules/nnunet.smk"
+include: "rules/nnunet_3d.smk"
 include: "rules/medsam2.smk"
 include: "rules/report.smk"
 

@@ -128,11 +128,49 @@ def get_sam_prompt_inputs(wildcards):
     """Extra prompt sources of predict_sam: the YOLO boxes when the automatic pipeline runs."""
     if "yolo_sam" not in config["methods"]:
         return {}
-    return {"yolo_boxes": expand(rules.predict_yolo_boxes.output.chosen, region=wildcards.region)[0]}
+    return {
+        "yolo_boxes": expand(
+            rules.predict_yolo_boxes.output.chosen, region=wildcards.region
+        )[0]
+    }
 
 
 def nnunet_dataset_name():
-    return nnunet.dataset_name(config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"])
+    return nnunet.dataset_name(
+        config["nnunet"]["dataset_id"], config["nnunet"]["dataset_name"]
+    )
+
+
+# Roots of nnU-Net's own folders (raw/, preprocessed/, model/) and MedSAM-2's outputs.
+NNUNET = f"{RESULTS}/nnunet/{{region}}"  # nnU-Net's own root of a region: raw/, preprocessed/, model/
+NNUNET_DATASET = nnunet_dataset_name()
+
+
+def get_nnunet_root(wildcards):
+    return expand(NNUNET, region=wildcards.region)[0]
+
+
+NNUNET_3D = f"{RESULTS}/nnunet_3d/{{region}}/{{dataset}}"  # nnU-Net's own root per region and dataset
+NNUNET_3D_DATASET = nnunet.dataset_name(
+    config["nnunet"]["volumes"]["dataset_id"],
+    config["nnunet"]["volumes"]["dataset_name"],
+)
+
+
+def get_nnunet_3d_root(wildcards):
+    return expand(NNUNET_3D, region=wildcards.region, dataset=wildcards.dataset)[0]
+
+
+MEDSAM2 = f"{RESULTS}/medsam2"
+MEDSAM2_REGION = f"{MEDSAM2}/{{region}}"
+MEDSAM2_PREDICTIONS = f"{MEDSAM2_REGION}/predictions/{{dataset}}"
+
+
+def get_medsam2_predictions_dir(wildcards):
+    """Where medsam2_collect puts a batch's masks (the metrics tables point there)."""
+    return expand(
+        MEDSAM2_PREDICTIONS, region=wildcards.region, dataset=wildcards.dataset
+    )[0]
 
 
 def nnunet_channels():
@@ -171,11 +209,26 @@ def get_method_metrics(method):
     """A method's per-case metrics tables (patterns with ``{region}``), as the rules that write
     them declare them: a method joins the comparison through them."""
     if method == "nnunet":
-        return [rules.predict_nnunet.output.metrics]
+        configurations = config["nnunet"]["configurations"]
+        return (
+            [rules.predict_nnunet.output.metrics] if "2d" in configurations else []
+        ) + (
+            expand(
+                rules.predict_nnunet_3d.output.metrics,
+                dataset=config["medsam2"]["datasets"],
+                allow_missing=True,
+            )
+            if "3d_fullres" in configurations
+            else []
+        )
     if method in ("lora_sam", "yolo_sam"):
         return [rules.predict_sam.output.metrics]
     collect = rules.medsam2_collect.output
-    return expand([collect.metrics, collect.metrics_2d], dataset=config["medsam2"]["datasets"], allow_missing=True)
+    return expand(
+        [collect.metrics, collect.metrics_2d],
+        dataset=config["medsam2"]["datasets"],
+        allow_missing=True,
+    )
 
 
 def get_method_targets(method):
@@ -183,22 +236,29 @@ def get_method_targets(method):
     if method == "yolo_sam":
         return [rules.evaluate_yolo.output[0]]
     if method == "medsam2":
-        return expand(rules.medsam2_collect.output.predictions, dataset=config["medsam2"]["datasets"],
-                      allow_missing=True)
+        return expand(
+            rules.medsam2_collect.output.predictions,
+            dataset=config["medsam2"]["datasets"],
+            allow_missing=True,
+        )
     return []
 
 
 def method_metrics(region=None):
     """Per-case metrics tables of the configured methods, for one region or all."""
     regions = config["regions"] if region is None else [region]
-    patterns = [table for method in config["methods"] for table in get_method_metrics(method)]
+    patterns = [
+        table for method in config["methods"] for table in get_method_metrics(method)
+    ]
     return list(dict.fromkeys(expand(patterns, region=regions)))
 
 
 def get_comparison_inputs(wildcards):
     inputs = {"metrics": method_metrics()}
     if "yolo_sam" in config["methods"]:
-        inputs["detection"] = expand(rules.evaluate_yolo.output[0], region=config["regions"])
+        inputs["detection"] = expand(
+            rules.evaluate_yolo.output[0], region=config["regions"]
+        )
     return inputs
 
 
@@ -209,7 +269,7 @@ def get_figure_inputs(wildcards):
         logs["lora_history"] = rules.train_lora_sam.output.history
     if "yolo_sam" in config["methods"]:
         logs["yolo_results"] = rules.train_yolo.output.results
-    if "nnunet" in config["methods"]:
+    if "nnunet" in config["methods"] and "2d" in config["nnunet"]["configurations"]:
         logs["nnunet_history"] = rules.train_nnunet.output.history
     return {"metrics": method_metrics(wildcards.region)} | {
         name: expand(pattern, region=wildcards.region)[0]
@@ -226,6 +286,10 @@ def method_inputs():
         "lora_sam": f"{slice_input}, box as in the row",
     }
     inputs = {method: {config["dataset_2d"]: text} for method, text in two_d.items()}
+    inputs["nnunet_3d"] = {
+        dataset: f"{'+'.join(config['nnunet']['volumes']['channels'])} volume"
+        for dataset in config["medsam2"]["datasets"]
+    }
     inputs["medsam2"] = {
         dataset: f"{config['medsam2']['modalities'][dataset]} volume, one box on the key slice"
         for dataset in config["medsam2"]["datasets"]

@@ -1,14 +1,5 @@
 # MedSAM-2 zero-shot volumetric segmentation (sam2 1.1.0), one job per batch of test cases.
 
-MEDSAM2 = f"{RESULTS}/medsam2"
-MEDSAM2_REGION = f"{MEDSAM2}/{{region}}"
-MEDSAM2_PREDICTIONS = f"{MEDSAM2_REGION}/predictions/{{dataset}}"
-
-
-def get_medsam2_predictions_dir(wildcards):
-    """Where medsam2_collect puts a batch's masks (the metrics tables point there)."""
-    return expand(MEDSAM2_PREDICTIONS, region=wildcards.region, dataset=wildcards.dataset)[0]
-
 
 rule medsam2_standin:
     """Stand-in for MedSAM2_latest.pt: sam2.1_hiera_t trained briefly on clips of a separate synthetic cohort."""

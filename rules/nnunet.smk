@@ -1,12 +1,5 @@
 # nnU-Net v2 2D baseline: raw dataset, plan + preprocess, training, prediction.
 
-NNUNET = f"{RESULTS}/nnunet/{{region}}"  # nnU-Net's own root of a region: raw/, preprocessed/, model/
-NNUNET_DATASET = nnunet_dataset_name()
-
-
-def get_nnunet_root(wildcards):
-    return expand(NNUNET, region=wildcards.region)[0]
-
 
 rule nnunet_raw:
     """The slice dataset as an nnU-Net raw dataset (imagesTr/labelsTr: train+val, imagesTs: test)."""
@@ -47,6 +40,7 @@ rule nnunet_preprocess:
     params:
         root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
+        configuration=nnunet.CONFIGURATION,
     script:
         "../scripts/nnunet_preprocess.py"
 
@@ -73,6 +67,7 @@ rule train_nnunet:
         root=get_nnunet_root,
         dataset=NNUNET_DATASET,
         dataset_id=config["nnunet"]["dataset_id"],
+        configuration=nnunet.CONFIGURATION,
         epochs=config["nnunet"]["epochs"],
         iterations=config["nnunet"]["iterations_per_epoch"],
         val_iterations=config["nnunet"]["val_iterations_per_epoch"],

@@ -11,4 +11,5 @@ plan_and_preprocess(
     snakemake.params.dataset_id,
     Path(snakemake.input.slices) / "index.tsv",
     snakemake.threads,
+    snakemake.params.configuration,
 )

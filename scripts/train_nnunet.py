@@ -16,4 +16,5 @@ train(
     params.seed,
     snakemake.output.history,
     params.augmentation_workers,
+    params.configuration,
 )

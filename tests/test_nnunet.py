@@ -8,18 +8,20 @@ import subprocess
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from sambrats import nnunet
-from sambrats.brats import write_case_tables
+from sambrats.brats import discover, write_case_tables
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv, write_tsv
 from sambrats.processes import guarded_command
 from sambrats.slices import load_sample, slice_image, write_slice_dataset
 from sambrats.splits import write_split
-from sambrats.synth import GLI, write_cohort
+from sambrats.synth import GLI, LEGACY, write_cohort
 
 DATASET_ID = 777
 NAME = nnunet.dataset_name(DATASET_ID, "Test")
@@ -151,3 +153,25 @@ def test_nnunet_curves_from_a_resumed_training(tmp_path):
     assert curves.epoch.tolist() == [0, 1, 2]
     assert curves.pseudo_dice.tolist() == [0.7, 0.8, 0.9]
     assert curves.train_loss.tolist() == [0.5, 0.3, 0.2]
+
+
+def test_raw_volumes_link_the_images_and_label_the_region(tmp_path):
+    write_cohort(tmp_path / "raw", LEGACY, 4, (24, 24, 12), seed=3)
+    cases, _ = discover(tmp_path / "raw", LEGACY, "brats2019")
+    write_tsv(cases, tmp_path / "cases.tsv")
+    split = ["train", "train", "val", "test"]
+    write_tsv(pd.DataFrame({"case_id": cases.case_id, "split": split}), tmp_path / "index.tsv")
+    out = tmp_path / "Dataset502_Test"
+    nnunet.write_raw_volumes(tmp_path / "cases.tsv", tmp_path / "index.tsv", out, "legacy", ["t1ce", "flair"], "tc")
+    description = json.loads((out / "dataset.json").read_text())
+    assert description["channel_names"] == {"0": "t1ce", "1": "flair"} and description["numTraining"] == 3
+    assert description["labels"] == {"background": 0, "tc": 1}
+    test_case, train_case = cases.iloc[3], cases.iloc[0]
+    assert (out / "imagesTs" / f"{test_case.case_id}_0001.nii.gz").resolve() == Path(test_case.flair).resolve()
+    assert not (out / "labelsTr" / f"{test_case.case_id}.nii.gz").exists()  # no test label for nnU-Net
+    label = nib.load(out / "labelsTr" / f"{train_case.case_id}.nii.gz")
+    seg = nib.load(train_case.seg)
+    np.testing.assert_array_equal(label.affine, seg.affine)
+    np.testing.assert_array_equal(np.asanyarray(label.dataobj), np.isin(np.asanyarray(seg.dataobj), [1, 4]))
+    assert label.get_data_dtype() == np.uint8
+

@@ -188,12 +188,16 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     test_cases, train_cases = ["a", "b", "c"], ["d", "e"]
     medsam2 = metrics_for("medsam2", "3d", [0.5, 0.6, 0.7, 0.9, 0.9], test_cases + train_cases)
     medsam2["split"] = ["test"] * 3 + ["train"] * 2
-    metrics = pd.concat([metrics_for("nnunet", "", [0.6, 0.7, 0.8], test_cases), medsam2])
+    metrics = pd.concat([metrics_for("nnunet", "", [0.1, 0.2, 0.3], test_cases),
+                         metrics_for("nnunet_3d", "3d", [0.6, 0.7, 0.8], test_cases), medsam2])
     inputs = {"nnunet": {"brats2024": "t2f slice"}, "medsam2": {"brats2024": "t1c volume"}}
     table = report.comparison_table(metrics, resamples=500, seed=0, inputs=inputs).set_index("row")
     assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 3
     assert table.loc["MedSAM-2 zero-shot, 3D", "dice_mean"] == pytest.approx(0.6)
-    assert table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"] < 1  # paired with nnU-Net on the test cases
+    # Paired with nnU-Net 3D on the test cases (each case 0.1 below it), not with the 2D baseline (0.4 above):
+    pairs = report.paired_wilcoxon([0.5, 0.6, 0.7], [0.6, 0.7, 0.8])
+    assert table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"] == pytest.approx(pairs)
+    assert np.isnan(table.loc["nnU-Net 3D", "p_vs_nnunet"])  # the baseline of the 3D rows
     assert table.loc["MedSAM-2 zero-shot, 3D, all cases", "n"] == 5
     assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D, all cases", "p_vs_nnunet"])  # nnU-Net has no train cases
     assert table.loc["nnU-Net", "n"] == 3  # the all-cases row does not narrow the shared cases

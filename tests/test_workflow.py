@@ -35,6 +35,7 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
+                 "nnunet_3d_raw", "nnunet_3d_preprocess", "train_nnunet_3d", "predict_nnunet_3d",
                  "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
                  "medsam2_collect", "all"):
         assert f"rule {rule}:" in result.stdout
@@ -65,6 +66,7 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
         assert result.stdout.count(f"rule {rule}:") == 3  # one job per method and region
     assert result.stdout.count("rule compare_methods:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
+    assert result.stdout.count("rule train_nnunet_3d:") == 2 * 3  # beside MedSAM-2: each dataset and region
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/wt/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
@@ -195,7 +197,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
-        "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
+        "nnU-Net 3D", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
     ]
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
     assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
@@ -214,6 +216,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
     assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
+    assert provenance["jobs"]["train_lora_sam/wt.log"]["device"] == "cpu"  # each computing job's own node
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     assert (workdir / "results/report.html").stat().st_size > 100_000
@@ -231,6 +234,27 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
     assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
+
+
+def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
+    results = demo_run / "results"
+    cases = read_tsv(results / "cases/brats2019.tsv").set_index("case_id")
+    nnunet_3d = read_tsv(results / "nnunet_3d/wt/brats2019/metrics.tsv")
+    medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
+    assert sorted(nnunet_3d.case_id) == sorted(medsam2.case_id) and len(nnunet_3d) >= 12
+    assert (nnunet_3d.method == "nnunet_3d").all() and (nnunet_3d.prompt == "3d").all()
+    assert nnunet_3d.dice.between(0, 1).all() and (nnunet_3d.hd95 >= 0).all()
+    for case_id in nnunet_3d.case_id:
+        predicted = nib.load(results / f"nnunet_3d/wt/brats2019/predictions/{case_id}.nii.gz")
+        original = nib.load(demo_run / cases.loc[case_id, "t1ce"])
+        np.testing.assert_array_equal(predicted.affine, original.affine)
+        assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
+    table = read_tsv(results / "comparison.tsv").set_index("row")
+    assert table.loc["nnU-Net 3D", "n"] == table.loc["MedSAM-2 zero-shot, 3D", "n"] == len(nnunet_3d)
+    assert table.loc["nnU-Net 3D", "input"] == "t1ce volume"  # what each method saw
+    assert 0 < table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"] <= 1  # the paired test between them
+    history = read_tsv(results / "nnunet_3d/wt/brats2019/training_history.tsv")
+    assert history.epoch.tolist() == [0, 1]
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):

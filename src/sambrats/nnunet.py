@@ -1,13 +1,14 @@
-"""nnU-Net v2 2D baseline on exactly the study's split.
+"""nnU-Net v2 on exactly the study's split: the 2D baseline on the slice dataset and ``3d_fullres``
+on the volumes MedSAM-2 segments.
 
 Every nnU-Net step runs in its own process with ``nnUNet_raw``, ``nnUNet_preprocessed`` and
-``nnUNet_results`` pointing at folders under one root (``results/nnunet``), never the user's
+``nnUNet_results`` pointing at folders under one root (``results/nnunet/...``), never the user's
 global ones: planning, preprocessing and prediction through nnunetv2's own commands, training
 through nnunetv2's trainer with the configured epochs and iterations (``sambrats.nnunet:main`` under ``python -m sambrats.processes``).
 
 Slices are stored as NIfTI volumes of shape H x W x 1 (row = j, column = i as in ``slices``) with
-1 mm spacing; fold 0 of ``splits_final.json`` is our train / val split, our test cases are
-``imagesTs``.
+1 mm spacing; volumes are the raw images themselves (linked) with the region's mask as label. Fold 0
+of ``splits_final.json`` is our train / val split, our test cases are ``imagesTs``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from .brats import get_layout, resolve_modality
+from .brats import get_layout, load_labels, region_mask, resolve_modality
 from .metrics import metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .processes import guarded_command, run_logged
@@ -33,6 +35,7 @@ from .slices import load_sample, slice_image
 log = logging.getLogger(__name__)
 
 CONFIGURATION = "2d"
+VOLUMES = "3d_fullres"
 TRAINER = "nnUNetTrainer"
 PLANS = "nnUNetPlans"
 
@@ -115,10 +118,56 @@ def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channel
         (folder / "dataset.json").write_text(json.dumps(description, indent=2))
 
 
-def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2) -> None:
-    """nnU-Net's fingerprint, 2D plan and preprocessing (integrity check on); fold 0 = our split."""
+def write_raw_volumes(cases_path, slices_index, out_dir, layout_name: str, channels: list[str],
+                      region: str) -> None:
+    """The volumes of the cases that have the region (those of the slice index) as a raw dataset:
+    every channel a link to the raw image (nnU-Net normalises it itself), the label the region's
+    mask with the seg's affine and header; train and val cases in imagesTr, test cases in imagesTs."""
+    layout = get_layout(layout_name)
+    names = [resolve_modality(layout, channel) for channel in channels]
+    index = read_tsv(slices_index)
+    cases = read_tsv(cases_path).set_index("case_id")
+    with staged_directory(out_dir) as folder:
+        for sub in ("imagesTr", "labelsTr", "imagesTs"):
+            (folder / sub).mkdir()
+        for row in index.itertuples():
+            images = "imagesTs" if row.split == "test" else "imagesTr"
+            for number, name in enumerate(names):
+                (folder / images / f"{row.case_id}_{number:04d}.nii.gz").symlink_to(
+                    Path(cases.loc[row.case_id, name]).resolve())
+            if row.split != "test":
+                write_region_label(cases.loc[row.case_id, "seg"], layout, region,
+                                   folder / "labelsTr" / f"{row.case_id}.nii.gz")
+        description = {
+            "channel_names": {str(number): name for number, name in enumerate(names)},
+            "labels": {"background": 0, region: 1},
+            "numTraining": int((index.split != "test").sum()),
+            "file_ending": ".nii.gz",
+            "name": Path(out_dir).name,
+            "description": f"BraTS volumes, region {region} (sambrats)",
+        }
+        (folder / "dataset.json").write_text(json.dumps(description, indent=2))
+
+
+def write_region_label(seg_path, layout, region: str, out_path) -> None:
+    """The region's mask of a seg as uint8 NIfTI with the seg's affine and header."""
+    image, seg = load_labels(Path(seg_path), layout)
+    save_mask(region_mask(seg, layout, region), image, out_path)
+
+
+def save_mask(mask: np.ndarray, reference: nib.Nifti1Image, out_path) -> None:
+    """A binary mask as uint8 NIfTI with ``reference``'s affine and header."""
+    out = nib.Nifti1Image(mask.astype(np.uint8), reference.affine, reference.header)
+    out.set_data_dtype(np.uint8)
+    nib.save(out, out_path)
+
+
+def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
+                        configuration: str = CONFIGURATION) -> None:
+    """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` (integrity check on);
+    fold 0 = our split."""
     env = environment(root, processes)
-    run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
+    run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration,
                                "-np", str(processes), "--verify_dataset_integrity"), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
@@ -142,14 +191,15 @@ def device_type(device_name: str) -> str:
 
 
 def train(root, dataset: str, dataset_id: int, epochs: int, iterations: int, val_iterations: int,
-          device_name: str, seed: int, history_path, processes: int = 2) -> None:
+          device_name: str, seed: int, history_path, processes: int = 2, configuration: str = CONFIGURATION) -> None:
     """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``),
     then its curves from nnU-Net's logs to ``history_path``. ``processes``: augmentation workers,
     each seeded (the same number gives the same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
-                               str(val_iterations), device_type(device_name), str(seed)),
+                               str(val_iterations), device_type(device_name), str(seed), configuration),
                environment(root, processes))
-    write_tsv(training_history(sorted(Path(fold_folder(root, dataset)).glob("training_log_*.txt"))), history_path)
+    logs = sorted(Path(fold_folder(root, dataset, configuration)).glob("training_log_*.txt"))
+    write_tsv(training_history(logs), history_path)
 
 
 def training_history(log_files) -> pd.DataFrame:
@@ -216,14 +266,14 @@ def seeded_loaders(trainer, seed: int, workers: int) -> None:
 
 
 def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_iterations: int,
-                           device_name: str, seed: int) -> None:
+                           device_name: str, seed: int, configuration: str) -> None:
     """Runs inside the child process whose environment names the nnU-Net folders."""
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
     from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
     seed_everything(seed)  # before the network is built: its initial weights come from torch's generator
-    trainer = get_trainer_from_args(str(dataset_id), CONFIGURATION, 0, TRAINER, PLANS,
+    trainer = get_trainer_from_args(str(dataset_id), configuration, 0, TRAINER, PLANS,
                                     device=torch.device(device_name))
     trainer.num_epochs = epochs
     trainer.num_iterations_per_epoch = iterations
@@ -234,10 +284,13 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
     trainer.run_training()
 
 
-def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, processes: int = 2) -> None:
-    """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint."""
-    run_logged(guarded_command("nnUNetv2_predict", "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
-                               "-d", str(dataset_id), "-c", CONFIGURATION, "-f", "0", "-chk",
+def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, processes: int = 2,
+            configuration: str = CONFIGURATION, mirroring: bool = True) -> None:
+    """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint of ``configuration``
+    (with nnU-Net's test-time mirroring unless ``mirroring`` is false)."""
+    options = [] if mirroring else ["--disable_tta"]
+    run_logged(guarded_command("nnUNetv2_predict", *options, "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
+                               "-d", str(dataset_id), "-c", configuration, "-f", "0", "-chk",
                                "checkpoint_final.pth", "-device", device_type(device_name), "-npp", str(processes),
                                "-nps", str(processes)), environment(root, processes))
 
@@ -260,6 +313,30 @@ def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metri
     log.info("nnU-Net: Dice %.4f, IoU %.4f (n=%d)", table.dice.mean(), table.iou.mean(), len(table))
 
 
+def write_volume_predictions(root, dataset_id: int, raw_dir, cases_path, out_dir, metrics_path, dataset: str,
+                             layout_name: str, region: str, device_name: str, tolerance_mm: float,
+                             mirroring: bool = True, processes: int = 2) -> None:
+    """3d_fullres masks of the test volumes as NIfTI over the input's affine and header, and the
+    shared per-case metrics table (3D, in mm; ``prompt`` 3d, ``split`` test)."""
+    layout = get_layout(layout_name)
+    cases = read_tsv(cases_path).set_index("case_id")
+    rows = []
+    with staged_directory(out_dir) as folder:
+        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, processes, VOLUMES, mirroring)
+        for case_id in sorted(p.name.removesuffix("_0000.nii.gz") for p in Path(raw_dir, "imagesTs").glob("*_0000.nii.gz")):
+            image = nib.load(Path(raw_dir, "imagesTs", f"{case_id}_0000.nii.gz"))
+            prediction = np.asanyarray(nib.load(folder / "nifti" / f"{case_id}.nii.gz").dataobj) > 0
+            save_mask(prediction, image, folder / f"{case_id}.nii.gz")
+            _, seg = load_labels(Path(cases.loc[case_id, "seg"]), layout)
+            rows.append(metrics_row(case_id, dataset, region, "nnunet_3d", "3d", prediction,
+                                    region_mask(seg, layout, region), Path(out_dir) / f"{case_id}.nii.gz",
+                                    image.header.get_zooms()[:3], tolerance_mm, split="test"))
+        shutil.rmtree(folder / "nifti")
+    table = metrics_table(rows)
+    write_tsv(table, metrics_path)
+    log.info("nnU-Net 3D %s: Dice %.4f, IoU %.4f (n=%d)", dataset, table.dice.mean(), table.iou.mean(), len(table))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="nnU-Net training step (run by sambrats.nnunet.train)")
     parser.add_argument("step", choices=["train"])
@@ -269,7 +346,8 @@ def main(argv=None) -> None:
     parser.add_argument("val_iterations", type=int)
     parser.add_argument("device")
     parser.add_argument("seed", type=int)
+    parser.add_argument("configuration", choices=[CONFIGURATION, VOLUMES])
     args = parser.parse_args(argv)
     _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device,
-                           args.seed)
+                           args.seed, args.configuration)
 

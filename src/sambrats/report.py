@@ -30,30 +30,33 @@ class Row:
     reference_dice: float | None = None
     reference_iou: float | None = None
     cases: str = "test"  # "test": the test split, shared by the dataset's rows; "all": every case
+    baseline: str | None = "nnunet"  # the method its paired test is against (None: no test)
 
 
 # The study's rows, in the order of its table, with its test Dice / IoU.
 ROWS = (
-    Row("nnU-Net", "nnunet", "", 0.8687, 0.8024),
+    Row("nnU-Net", "nnunet", "", 0.8687, 0.8024, baseline=None),
     Row("SAM zero-shot + GT box", "sam_zeroshot", "gt_box"),
     Row("LoRA-SAM + GT box", "lora_sam", "gt_box", 0.8985, 0.8279),
     Row("LoRA-SAM + GT box, 10 px jitter", "lora_sam", "gt_box_jitter10", 0.8962, 0.8256),
     Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
-    Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d"),
-    Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all"),
+    Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None),
+    Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d", baseline="nnunet_3d"),
+    Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None),
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
 )
-BASELINE = ROWS[0]  # nnU-Net: the paired tests compare against it
+BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("p vs nnU-Net: two-sided paired Wilcoxon signed-rank test of the per-case Dice against nnU-Net "
-             "on the same cases, Holm-adjusted over the rows of each dataset and region (the raw p-values are in "
-             "comparison.tsv); nnU-Net has none against itself. 95% CI: seeded percentile bootstrap of the mean.")
+             "on the same cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), "
+             "Holm-adjusted over the rows of each dataset and region (the raw p-values are in comparison.tsv); "
+             "nnU-Net has none against itself. 95% CI: seeded percentile bootstrap of the mean.")
 
 
 def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -136,8 +139,8 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
             group = group.loc[sorted(common[(dataset, region)])]
         if group.empty:
             continue
-        baseline = groups.get((BASELINE, dataset, region))
-        tested = baseline is not None and row is not BASELINE and row.cases == "test"
+        baseline = groups.get((BASELINES[row.baseline], dataset, region)) if row.baseline else None
+        tested = baseline is not None and row.cases == "test"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
                   "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(group),
