@@ -5,7 +5,7 @@ rule nnunet_raw:
     """The slice dataset as an nnU-Net raw dataset (imagesTr/labelsTr: train+val, imagesTs: test)."""
     input:
         slices=slices_dir(config["dataset_2d"]),
-        cases=expand(rules.discover_cases.output.cases, dataset=config["dataset_2d"]),
+        cases=expand(rules.discover_cases.output.cases, dataset=config["dataset_2d"])[0],
     output:
         directory(nnunet.raw_folder(NNUNET, NNUNET_DATASET)),
     log:
