@@ -254,7 +254,7 @@ def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
     assert table.loc["nnU-Net 3D", "input"] == "t1ce volume"  # what each method saw
     assert 0 < table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"] <= 1  # the paired test between them
     history = read_tsv(results / "nnunet_3d/wt/brats2019/training_history.tsv")
-    assert history.epoch.tolist() == [0, 1]
+    assert history.epoch.tolist() == [0]  # the demo's one epoch
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
