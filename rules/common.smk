@@ -75,7 +75,9 @@ def slices_dir(dataset, region="{region}"):
 def sam_base_model():
     """What SamModel.from_pretrained reads: the stand-in folder for a preset, else the config value."""
     name = config["sam"]["base_model"]
-    return f"{RESULTS}/sam/base/{name}" if name in SAM_STANDINS else name
+    if name in SAM_STANDINS:
+        return expand(rules.sam_standin.output.model, preset=name)[0]
+    return name
 
 
 def get_sam_base_input(wildcards):
@@ -183,7 +185,9 @@ def nnunet_channels():
 def medsam2_checkpoint():
     """The MedSAM-2 checkpoint file: the workflow's stand-in for a preset, else the config path."""
     name = config["medsam2"]["checkpoint"]
-    return f"{RESULTS}/medsam2/standin/{name}.pt" if name in MEDSAM2_STANDINS else name
+    if name in MEDSAM2_STANDINS:
+        return expand(rules.medsam2_standin.output.checkpoint, preset=name)[0]
+    return name
 
 
 def medsam2_settings():
