@@ -91,7 +91,7 @@ def test_plan_train_resume_and_predict(prepared):
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
 
     # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
-    args = [str(DATASET_ID), "5", "2", "1", "cpu", "0"]
+    args = [str(DATASET_ID), "5", "2", "1", "cpu", "0", nnunet.CONFIGURATION]
     env = nnunet.environment(root, 1)
     first = subprocess.Popen(guarded_command("sambrats.nnunet:main", "train", *args), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
