@@ -350,11 +350,11 @@ RECORDS_OF_THE_RUN = {
     "yolo/*/runs/*": "ultralytics' run folder: times, dates, absolute paths",
     "yolo/*/dataset/labels/*.cache": "ultralytics' label cache: absolute paths",
     "yolo/ultralytics_config/*": "ultralytics' settings: absolute paths",
-    "nnunet/*/model/*/checkpoint_*.pth": "nnU-Net's checkpoints carry its log with times",
-    "nnunet/*/model/*/training_log_*": "time stamps",
-    "nnunet/*/model/*/debug.json": "host and times",
-    "nnunet/*/model/*/progress.png": "nnU-Net plots the epoch durations",
-    "nnunet/*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
+    "nnunet*/*/model/*/checkpoint_*.pth": "nnU-Net's checkpoints carry its log with times",
+    "nnunet*/*/model/*/training_log_*": "time stamps",
+    "nnunet*/*/model/*/debug.json": "host and times",
+    "nnunet*/*/model/*/progress.png": "nnU-Net plots the epoch durations",
+    "nnunet*/*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
     "report.html": "written by another test's --report, not by the run",
 }
 
