@@ -243,6 +243,13 @@ def case_file(case: CaseFolder, layout: Layout, name: str) -> Path:
     raise CaseRejected(f"missing {name}: no {stem}.nii.gz or {stem}.nii in {case.folder}")
 
 
+def save_mask(mask: np.ndarray, reference: nib.Nifti1Image, out_path) -> None:
+    """A binary mask as uint8 NIfTI with ``reference``'s affine and header."""
+    out = nib.Nifti1Image(mask.astype(np.uint8), reference.affine, reference.header)
+    out.set_data_dtype(np.uint8)
+    nib.save(out, out_path)
+
+
 def read_volume(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """Load a NIfTI image and its full voxel array (detects truncated or corrupt files)."""
     try:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from tqdm import tqdm
 
-from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality
+from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality, save_mask
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
@@ -287,13 +287,6 @@ def slice_indices(slices_index) -> dict[str, int]:
     return dict(zip(index.case_id, index.slice_index))
 
 
-def save_prediction(result: Segmentation, path: Path) -> None:
-    """The predicted mask as uint8 NIfTI with the input's affine and header."""
-    out = nib.Nifti1Image(result.prediction.astype(np.uint8), result.image.affine, result.image.header)
-    out.set_data_dtype(np.uint8)
-    nib.save(out, path)
-
-
 def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, predictions_dir, job: BatchJob,
                   settings: MedsamSettings, device_name: str = "auto") -> None:
     """One batch of cases: NIfTI masks, both metrics tables (with each case's split) and overlay PNGs
@@ -313,7 +306,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, pr
                 log.warning("skipped %s", absent)
                 skipped.append({"case_id": row["case_id"], "reason": str(absent)})
                 continue
-            save_prediction(result, folder / f"{row['case_id']}.nii.gz")
+            save_mask(result.prediction, result.image, folder / f"{row['case_id']}.nii.gz")
             row3d, row2d = case_metrics(row["case_id"], job, result, slice_of.get(row["case_id"]),
                                         Path(predictions_dir) / f"{row['case_id']}.nii.gz", settings.nsd_tolerance_mm)
             rows3d.append({**row3d, "split": row["split"]})

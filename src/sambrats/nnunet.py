@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from .brats import get_layout, load_labels, region_mask, resolve_modality
+from .brats import get_layout, load_labels, region_mask, resolve_modality, save_mask
 from .metrics import metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .processes import guarded_command, run_logged
@@ -153,13 +153,6 @@ def write_region_label(seg_path, layout, region: str, out_path) -> None:
     """The region's mask of a seg as uint8 NIfTI with the seg's affine and header."""
     image, seg = load_labels(Path(seg_path), layout)
     save_mask(region_mask(seg, layout, region), image, out_path)
-
-
-def save_mask(mask: np.ndarray, reference: nib.Nifti1Image, out_path) -> None:
-    """A binary mask as uint8 NIfTI with ``reference``'s affine and header."""
-    out = nib.Nifti1Image(mask.astype(np.uint8), reference.affine, reference.header)
-    out.set_data_dtype(np.uint8)
-    nib.save(out, out_path)
 
 
 def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
