@@ -1,20 +1,24 @@
 """sambrats: promptable foundation models against nnU-Net for glioma segmentation on BraTS MRI.
 
 snakemake --cores 2                                   # the embedded demo (config/demo.yaml)
-snakemake --cores 8 --configfile config/config.yaml   # the paper-scale study
+snakemake --cores 8 --resources gpu=1 --configfile config/config.yaml   # the paper-scale study
 """
 
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from sambrats.config import ConfigError, check_config, describe_schema_error
+from sambrats.numerics import pin as pin_numerics
 
 min_version("9.0")
 
 # Every job's Python orders sets the same way (peft writes LoRA's target modules from a set).
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# The repository the jobs' conda environment installs sambrats from (envs/sambrats.post-deploy.sh).
+os.environ["SAMBRATS_REPO"] = workflow.basedir
 
 
 # The demo is the default; a --configfile replaces it instead of being merged into it.
@@ -28,10 +32,19 @@ try:
     validate(config, SCHEMA)
 except WorkflowError:
     raise WorkflowError(describe_schema_error(config, SCHEMA)) from None
+# Weights need no data: `snakemake download_weights` works before the data roots are set.
+WEIGHTS_ONLY = set(workflow.dag_settings.targets or ()) == {"download_weights"}
 try:
-    check_config(config)
+    check_config(config, data=not WEIGHTS_ONLY)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+
+# Every job's torch, MKL, oneDNN and OpenBLAS on the config's numeric path (sambrats.numerics).
+pin_numerics(config["numerics"])
+# Progress bars belong on a terminal: in a log file or a pipe (CI, `make demo | tee`) the libraries'
+# bars are off and sambrats.progress writes one line when a stage starts and one when it ends.
+if not sys.stderr.isatty():
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 report: "report/workflow.rst"

@@ -3,6 +3,8 @@ image encoder alone on the same frames (the ratio is what memory and propagation
 
     .venv/bin/python benchmarks/medsam2_volume.py [--image-size 512] [--slices 155]
 
+(The test suite runs it at `--image-size 64 --slices 3`, only to prove that it runs.)
+
 Uses the real BraTS 2019 case in ../shared/data/real when present, else a synthetic 240x240x155
 case; random sam2.1_hiera_t weights (timing does not depend on them). Measured in one run.
 """
@@ -47,8 +49,10 @@ def main() -> None:
         volume, truth = volume[:, :, start : start + args.slices], truth[:, :, start : start + args.slices]
         key -= start
         box = tight_box(axial_slice(truth, key))
-        checkpoint = Path(tmp) / "standin.pt"
-        medsam2.write_standin(checkpoint, args.image_size, seed=0)
+        checkpoint = Path(tmp) / "random.pt"
+        torch.manual_seed(0)
+        weights = medsam2.build_model(args.image_size, torch.device("cpu")).state_dict()
+        torch.save({"model": weights, "image_size": args.image_size}, checkpoint)  # MedSAM-2's format
         predictor = medsam2.load_predictor(checkpoint, args.image_size, device)
         frames = medsam2.preprocess(volume, args.image_size)
 

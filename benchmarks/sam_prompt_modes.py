@@ -18,6 +18,7 @@ from transformers import SamConfig, SamModel
 
 from sambrats import sam
 from sambrats.devices import resolve_device
+from sambrats.presets import SAM_STANDINS
 from sambrats.slices import SliceSample
 
 MODES = sam.prompt_modes([0, 5, 10, 15, 20, 30])
@@ -43,11 +44,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiny", action="store_true", help="the demo's tiny-sam-256 architecture (a quick run)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    model = SamModel(SamConfig()).to(device).eval()
-    processor = sam.sam_processor(1024)
+    if args.tiny:
+        spec = SAM_STANDINS["tiny-sam-256"]
+        model, image_size, name = sam.standin_model(spec), spec["image_size"], "tiny-sam-256"
+    else:
+        model, image_size, name = SamModel(SamConfig()), 1024, "sam-vit-base"
+    model = model.to(device).eval()
+    processor = sam.sam_processor(image_size)
     samples = [random_slice(i) for i in range(args.slices)]
     sam.predict_modes(model, processor, samples[0], MODES, 0, device)  # warm-up
 
@@ -63,7 +70,7 @@ def main() -> None:
 
     cached = timed(lambda s: sam.predict_modes(model, processor, s, MODES, 0, device))
     full = timed(lambda s: full_forward_per_mode(model, processor, s, device))
-    print(f"sam-vit-base, {len(MODES)} prompt modes, {args.slices} slices of 240x240, {device}, "
+    print(f"{name}, {len(MODES)} prompt modes, {args.slices} slices of 240x240, {device}, "
           f"{torch.get_num_threads()} threads")
     print(f"  all modes, cached embedding : {cached:8.3f} s per slice")
     print(f"  one full forward per mode   : {full:8.3f} s per slice")

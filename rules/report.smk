@@ -79,7 +79,6 @@ rule provenance:
         SOFTWARE
     params:
         config=config,
-        repo=workflow.basedir,
         log_dir=LOGS,
     script:
         "../scripts/provenance.py"

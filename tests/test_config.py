@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
 from snakemake.utils import validate
 
-from sambrats.config import ConfigError, check_config, describe_schema_error
+from sambrats.config import STUDY_HINT, ConfigError, check_config, describe_schema_error
 
 from conftest import REPO
 
@@ -81,10 +82,10 @@ def test_paper_config_without_data_roots_says_what_to_set_and_points_to_the_demo
     assert "snakemake --cores 2 --configfile config/demo.yaml" in message
 
 
-def test_missing_folder_ratio_and_percentile_errors(tmp_path):
+def test_missing_folder_ratio_and_percentile_errors(tmp_path, cohorts):
     base = load("config.yaml")
-    base["data"]["brats2024"]["root"] = str(tmp_path)
-    base["data"]["brats2019"]["root"] = str(tmp_path)
+    base["data"]["brats2024"]["root"] = str(cohorts["gli"])
+    base["data"]["brats2019"]["root"] = str(cohorts["legacy"])
     check_config(base)
 
     missing = copy.deepcopy(base)
@@ -103,31 +104,65 @@ def test_missing_folder_ratio_and_percentile_errors(tmp_path):
         check_config(percentiles)
 
 
-def test_medsam2_datasets_must_be_ingested(tmp_path):
+def test_medsam2_datasets_must_be_ingested(cohorts):
     config = load("config.yaml")
     config["datasets"] = ["brats2024"]
-    config["data"]["brats2024"]["root"] = str(tmp_path)
+    config["data"]["brats2024"]["root"] = str(cohorts["gli"])
     with pytest.raises(ConfigError, match=r"^config key medsam2.datasets = \['brats2019', 'brats2024'\]: \['brats2019'\] not in"):
         check_config(config)
     config["methods"] = ["lora_sam"]
     check_config(config)
 
 
-def test_only_listed_datasets_need_a_root(tmp_path):
+def test_only_listed_datasets_need_a_root(cohorts):
     config = load("config.yaml")
     config["datasets"] = ["brats2019"]
-    config["data"]["brats2019"]["root"] = str(tmp_path)
+    config["data"]["brats2019"]["root"] = str(cohorts["legacy"])
     config["medsam2"]["datasets"] = ["brats2019"]
     check_config(config)  # MedSAM-2's dataset brats2019 is ingested, brats2024 needs no root
 
 
-def test_a_region_the_label_convention_lacks_fails_naming_the_dataset(tmp_path):
+def test_a_region_the_label_convention_lacks_fails_naming_the_dataset(cohorts):
     config = load("config.yaml")
-    for dataset in config["datasets"]:
-        config["data"][dataset]["root"] = str(tmp_path)
+    config["data"]["brats2024"]["root"] = str(cohorts["gli"])
+    config["data"]["brats2019"]["root"] = str(cohorts["legacy"])
     config["regions"] = ["wt", "rc"]
     with pytest.raises(ConfigError, match=r"^config key regions\[1\] = 'rc': no such region in brats2019's BraTS 2017-2021"):
         check_config(config)
     config["datasets"] = ["brats2024"]
     config["methods"] = ["lora_sam"]
     check_config(config)  # the GLI convention has the resection cavity
+
+
+def test_a_config_without_a_study_fails_and_says_to_give_the_studys_config_first(cohorts):
+    overrides_only = load("config.yaml")
+    del overrides_only["study"]
+    with pytest.raises(ConfigError, match=r"^config key study is not set: a --configfile replaces the demo config"):
+        check_config(overrides_only)
+    assert "--configfile config/config.yaml my-data.yaml" in STUDY_HINT
+
+
+@pytest.mark.parametrize("layout, other, expected", [
+    ("gli", None, "the folder is empty"),
+    ("legacy", "gli", "is layout 'gli' meant?"),  # the two roots swapped
+    ("gli", "legacy", "is layout 'legacy' meant?"),
+])
+def test_a_root_without_case_folders_of_its_layout_fails_at_start(tmp_path, cohorts, layout, other, expected):
+    config = load("config.yaml")
+    config["datasets"], config["methods"] = ["brats2019"], ["lora_sam"]
+    config["data"]["brats2019"]["layout"] = layout
+    root = cohorts[other] if other else tmp_path
+    config["data"]["brats2019"]["root"] = str(root)
+    with pytest.raises(ConfigError, match=rf"^config key data.brats2019.root = '{re.escape(str(root))}': no brats2019 case folder") as err:
+        check_config(config)
+    assert expected in str(err.value)
+
+
+def test_weights_need_no_data_roots():
+    check_config(load("config.yaml"), data=False)  # the paper config has no roots set
+
+
+def test_the_hint_to_drop_a_dataset_names_every_key_that_lists_it():
+    with pytest.raises(ConfigError) as err:
+        check_config(load("config.yaml"))
+    assert "drop 'brats2024' from `datasets` and `medsam2.datasets` and `dataset_2d" in str(err.value)

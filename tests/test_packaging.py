@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -42,3 +45,23 @@ def test_sam2_is_built_without_cuda_and_without_a_second_torch():
     assert "SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation sam2==1.1.0" in makefile
     assert makefile.index("torchvision==0.29.1") < makefile.index("sam2==1.1.0") < makefile.index("-e '.[test]'")
     assert "sam2==1.1.0" in pyproject_dependencies()
+
+
+def test_the_jobs_conda_environment_installs_sambrats_itself(tmp_path):
+    """Snakemake runs envs/sambrats.post-deploy.sh after creating the env; here in a bare venv."""
+    script = REPO / "envs" / "sambrats.post-deploy.sh"
+    assert "SAMBRATS_REPO" in script.read_text() and 'os.environ["SAMBRATS_REPO"] = workflow.basedir' in (
+        REPO / "Snakefile").read_text()
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True, timeout=300)
+    environ = {**os.environ, "PATH": f"{tmp_path / 'env' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+               "SAMBRATS_REPO": str(REPO)}
+    environ.pop("PYTHONPATH", None)
+    subprocess.run(["bash", str(script)], env=environ, check=True, capture_output=True, timeout=600)
+    found = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-c", "import sambrats; print(sambrats.__file__)"],
+                           capture_output=True, text=True, check=True, timeout=60, cwd=tmp_path)
+    assert found.stdout.strip() == str(REPO / "src" / "sambrats" / "__init__.py")
+
+
+def test_the_paper_configs_header_runs_a_workstation_with_one_gpu_at_a_time():
+    header = [line for line in (REPO / "config" / "config.yaml").read_text().splitlines() if line.startswith("#")]
+    assert any("--cores 8 --resources gpu=1 --configfile config/config.yaml" in line for line in header)

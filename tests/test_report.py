@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
 
 from sambrats import report
 from sambrats.devices import resolve_device
@@ -173,6 +176,9 @@ def test_provenance_records_versions_git_config_and_times(tmp_path):
     assert "gpus" in record["hardware"]
     assert record["jobs"] == {"train_lora_sam/wt.log": {"host": socket.gethostname(), "device": "cpu", "gpu": None,
                                                         "slurm_job_id": os.environ.get("SLURM_JOB_ID")}}
+    numeric = record["numerics"]["train_lora_sam/wt.log"]  # the job's numeric path, once torch is loaded
+    assert numeric["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert numeric["torch_threads"] == torch.get_num_threads() and numeric["cpu"] == record["hardware"]["cpu"]
 
 
 def test_rows_of_another_dataset_are_compared_within_their_own_dataset():
@@ -214,3 +220,16 @@ def test_regions_are_compared_and_adjusted_separately():
                                                   ("et", "nnU-Net"), ("et", "LoRA-SAM + GT box")]
     assert table.n.tolist() == [3, 3, 2, 2]  # each region on its own shared cases
     assert table.dice_mean.tolist() == pytest.approx([0.8, 0.7, 0.55, 0.45])
+
+
+def test_p_values_below_a_thousandth_never_print_as_zero():
+    assert report.fmt_p(0.0004) == "< 0.001" and report.fmt_p(0.0123) == "0.012" and report.fmt_p(np.nan) == "–"
+
+
+def test_report_texts_read_keys_that_exist_and_describe_the_trained_standin():
+    landing = (REPO / "report" / "workflow.rst").read_text()
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    for key in re.findall(r'snakemake\.config\["(\w+)"\]', landing):
+        assert key in demo, key
+    overlays = (REPO / "report" / "medsam2_overlays.rst").read_text()
+    assert "random-weight" not in overlays and "trained by the workflow" in overlays

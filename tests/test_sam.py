@@ -115,7 +115,7 @@ def test_training_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path
     folder = tmp_path / "slices"
     write_samples(folder, 12)
     reference = run_training(folder, tmp_path / "reference")
-    assert reference.wait(timeout=600) == 0
+    assert reference.wait(timeout=1800) == 0
     reference_history = json.loads((tmp_path / "reference/last/progress.json").read_text())["history"]
 
     killed = run_training(folder, tmp_path / "work")
@@ -133,7 +133,7 @@ def test_training_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path
     killed_history = json.loads(progress_file.read_text())["history"]
 
     resumed = run_training(folder, tmp_path / "work")
-    assert resumed.wait(timeout=600) == 0
+    assert resumed.wait(timeout=1800) == 0
     history = json.loads(progress_file.read_text())["history"]
     assert [row["epoch"] for row in history] == list(range(1, SETTINGS.epochs + 1))
     assert history[:done] == killed_history  # kept as they were (timings too): not trained again

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
+import subprocess
 
 import blosc2
 import nibabel as nib
@@ -17,7 +18,7 @@ from sambrats.outputs import read_tsv
 from sambrats.slices import INDEX_COLUMNS, load_sample
 from sambrats.synth import write_cohort
 
-from conftest import REPO, job_rules, run_snakemake
+from conftest import REPO, SNAKEMAKE, job_rules, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -77,11 +78,12 @@ def test_download_weights_offline_keeps_the_copied_weights_and_says_what_is_miss
     (tmp_path / "resources").mkdir()
     (tmp_path / "resources/yolov8m.pt").write_bytes(b"copied by hand")
     (tmp_path / "resources/MedSAM2_latest.pt").write_bytes(b"copied by hand too")
-    roots = write_yaml(tmp_path / "roots.yaml", {"data": {"brats2024": {"root": str(tmp_path)},
-                                                          "brats2019": {"root": str(tmp_path)}}})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    result = run_snakemake(tmp_path, "--cores", "1", "download_weights", "--configfile", PAPER, roots)
+    # Weights need no data: the paper config without its data roots, as on a login node before the data.
+    dry = run_snakemake(tmp_path, "-n", "download_weights", "--configfile", PAPER)
+    assert dry.returncode == 0 and "rule download_weights:" in dry.stdout, dry.stdout
+    result = run_snakemake(tmp_path, "--cores", "1", "download_weights", "--configfile", PAPER)
     assert result.returncode != 0
     assert "resources/sam-vit-base is missing and could not be downloaded from facebook/sam-vit-base" in result.stdout
     assert f"copy the result to {tmp_path / 'resources/sam-vit-base'}" in result.stdout
@@ -94,6 +96,7 @@ def test_download_weights_offline_keeps_the_copied_weights_and_says_what_is_miss
     "args, line",
     [
         (["--configfile", PAPER], "config key data.brats2024.root is not set"),
+        (["--configfile", str(REPO / "tests/data/my-data.yaml")], "config key study is not set"),  # an override alone
         (["--config", "methods=[lora_sam,unet3d]"], "config key methods[1] = 'unet3d'"),
         (["--config", "seed=abc"], "config key seed = 'abc': 'abc' is not of type 'integer'"),
     ],
@@ -103,6 +106,18 @@ def test_a_wrong_config_fails_at_start_with_one_line(tmp_path, args, line):
     assert result.returncode != 0
     assert any(row.startswith(line) for row in result.stdout.splitlines()), result.stdout
     assert "Building DAG" not in result.stdout
+
+
+def test_a_root_of_the_other_layout_fails_the_dry_run(tmp_path):
+    """Both roots swapped: each names the layout it holds, before any job is planned."""
+    write_cohort(tmp_path / "gli", GLI, 1, (24, 24, 8), seed=1)
+    write_cohort(tmp_path / "legacy", LEGACY, 1, (24, 24, 8), seed=1)
+    swapped = write_yaml(tmp_path / "swapped.yaml", {"data": {"brats2024": {"root": str(tmp_path / "legacy")},
+                                                              "brats2019": {"root": str(tmp_path / "gli")}}})
+    result = run_snakemake(tmp_path, "-n", "--configfile", PAPER, swapped)
+    assert result.returncode != 0 and "Building DAG" not in result.stdout
+    assert f"config key data.brats2024.root = '{tmp_path / 'legacy'}': no brats2024 case folder" in result.stdout
+    assert "is layout 'legacy' meant?" in result.stdout
 
 
 def test_missing_data_folder_fails_at_start(tmp_path):
@@ -274,6 +289,13 @@ def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
     assert read_tsv(workdir / "results/medsam2/wt/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
 
 
+def test_the_demo_prints_lines_not_progress_bar_frames_when_not_on_a_terminal(demo_run):
+    console = (demo_run / "console.log").read_text()
+    assert "%|" not in console and "\r" not in console  # no bar frames, ours or the libraries'
+    assert "MedSAM-2 stand-in, slices: 400 step(s) done in" in console  # one line per stage instead
+    assert len(console.encode()) < 200_000, len(console.encode())
+
+
 def test_second_demo_run_has_nothing_to_do(demo_run):
     workdir = demo_run
     result = run_snakemake(workdir, "-n", "--configfile", DEMO)
@@ -395,6 +417,31 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
     assert sum(name.endswith(".npz") for name in first) >= 20 and len(first) >= 150
     differing = [name for name in first if first[name] != second[name]]
     assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"
+
+
+def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
+    """Read back from inside each job (what it logged of its own process), not from the config."""
+    logs = short_demo_run / "results/logs"
+    records = json.loads((short_demo_run / "results/provenance.json").read_text())["numerics"]
+    assert set(records) == {str(path.relative_to(logs)) for path in logs.rglob("*.log")}  # every job
+    for job, record in records.items():
+        assert record["numerics"] == "portable" and record["mkl_cbwr"] == "COMPATIBLE", job
+        assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
+    training = records["train_lora_sam/et.log"]  # torch's own report of its kernels and threads
+    assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 2
+    assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
+
+
+def test_a_checkout_moved_elsewhere_reruns_nothing(short_demo_run, short_demo_config, tmp_path):
+    """No parameter holds the repository's path: the same commit in another folder is up to date."""
+    moved = tmp_path / "moved"
+    shutil.copytree(REPO, moved, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake"),
+                    symlinks=True)  # copy2: the files keep their times, as a `mv` keeps them
+    configs = [arg.replace(str(REPO), str(moved)) for arg in short_demo_config]
+    result = subprocess.run([str(SNAKEMAKE), "--snakefile", str(moved / "Snakefile"), "--directory",
+                             str(short_demo_run), "-n", *configs], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
 
 
 def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):

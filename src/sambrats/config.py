@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .brats import get_layout
+from .brats import find_case_folders, get_layout, no_case_folders
 from .splits import SPLITS
 
 DEMO_HINT = "to try the workflow without data: snakemake --cores 2 --configfile config/demo.yaml"
@@ -46,21 +46,56 @@ def describe_schema_error(config: dict, schema_path: str | Path) -> str:
     return f"config key {key_name(error.absolute_path)} = {error.instance!r}: {error.message}"
 
 
-def check_config(config: dict, workdir: str | Path = ".") -> None:
-    """Raise ConfigError for values the schema cannot judge (paths, sums, layout names)."""
+STUDY_HINT = (
+    "a --configfile replaces the demo config, and keys it leaves out take the schema's defaults (one "
+    "region, MedSAM-2 on one dataset, SAM from the hub at run time); give the study's config first: "
+    "--configfile config/config.yaml my-data.yaml (the paper-scale study) or --configfile "
+    "config/demo.yaml my-changes.yaml (the demo); a complete config of your own names its study "
+    "(`study: my-study`)"
+)
+
+
+def keys_naming(config: dict, dataset: str) -> list[str]:
+    """The config keys that name ``dataset``: all of them must drop it to leave it out."""
+    keys = ["datasets"] if dataset in config["datasets"] else []
+    if dataset in config["medsam2"]["datasets"] and "medsam2" in config["methods"]:
+        keys.append("medsam2.datasets")
+    if config.get("dataset_2d") == dataset:
+        keys.append("dataset_2d (the 2D methods' dataset)")
+    return keys
+
+
+def check_data_root(config: dict, dataset: str, workdir: Path) -> None:
+    """The root of ``dataset`` is set, exists and holds case folders of its layout (listed now, at
+    start, not when case discovery runs: under SLURM that is after queueing)."""
+    settings = config["data"][dataset]
+    key = f"data.{dataset}"
+    root = settings.get("root")
+    if not root:
+        raise ConfigError(
+            f"config key {key}.root is not set: point it at your {DATASET_NAMES[dataset]}, or drop "
+            f"{dataset!r} from {' and '.join(f'`{name}`' for name in keys_naming(config, dataset))}; {DEMO_HINT}"
+        )
+    if root == synthetic_root(dataset):
+        return
+    if not (workdir / root).is_dir():
+        raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
+    layout = get_layout(settings["layout"])
+    if not find_case_folders(workdir / root, layout):
+        raise ConfigError(f"config key {key}.root = {root!r}: {no_case_folders(workdir / root, layout, dataset)}")
+
+
+def check_config(config: dict, workdir: str | Path = ".", data: bool = True) -> None:
+    """Raise ConfigError for values the schema cannot judge (a study, paths, sums, layout names).
+
+    ``data=False`` leaves the data roots unchecked (for ``download_weights``: weights need no data)."""
     workdir = Path(workdir)
+    if not config.get("study"):
+        raise ConfigError(f"config key study is not set: {STUDY_HINT}")
     for dataset in config["datasets"]:
-        settings = config["data"][dataset]
-        key = f"data.{dataset}"
-        root = settings.get("root")
-        if not root:
-            raise ConfigError(
-                f"config key {key}.root is not set: point it at your {DATASET_NAMES[dataset]}, "
-                f"or drop {dataset!r} from `datasets`; {DEMO_HINT}"
-            )
-        if root != synthetic_root(dataset) and not (workdir / root).is_dir():
-            raise ConfigError(f"config key {key}.root = {root!r}: folder does not exist")
-        layout = get_layout(settings["layout"])
+        if data:
+            check_data_root(config, dataset, workdir)
+        layout = get_layout(config["data"][dataset]["layout"])
         for number, region in enumerate(config["regions"]):
             if region not in layout.region_labels:
                 raise ConfigError(

@@ -10,6 +10,8 @@ import socket
 
 import torch
 
+from .logs import log_numeric_path
+
 log = logging.getLogger(__name__)
 
 # The line every job logs when it picks its device; provenance gathers them from the rule logs.
@@ -25,6 +27,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     else:
         device = torch.device(name)
     log.info("%s%s", DEVICE_RECORD, json.dumps(device_record(device), sort_keys=True))
+    log_numeric_path()  # again, now that torch is loaded: its kernels and threads
     return device
 
 

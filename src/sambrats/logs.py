@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+
+from .numerics import numeric_path
+
+# The line that records a job's numeric path; provenance gathers the last one of each rule log.
+NUMERIC_RECORD = "numeric path: "
 
 
 def setup(log_file: str | None = None, level: int = logging.INFO) -> None:
@@ -19,6 +25,12 @@ def setup(log_file: str | None = None, level: int = logging.INFO) -> None:
     )
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
+    log_numeric_path()
+
+
+def log_numeric_path() -> None:
+    """Log the numeric path this job computes on (see ``sambrats.numerics``)."""
+    logging.getLogger("sambrats").info("%s%s", NUMERIC_RECORD, json.dumps(numeric_path(), sort_keys=True))
 
 
 def _log_uncaught(exc_type, exc, traceback) -> None:

@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from tqdm import tqdm
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality, save_mask
 from .devices import autocast, resolve_device
@@ -35,6 +34,7 @@ from .outputs import read_tsv, staged_directory, write_tsv
 from .plotting import pyplot
 from .seeding import seed_everything
 from .slices import axial_slice, axial_spacing, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, pr
     slice_of = slice_indices(slices_index)
     rows3d, rows2d, skipped = [], [], []
     with staged_directory(out_dir) as folder:
-        for number, row in enumerate(tqdm(cases.to_dict("records"), desc=f"MedSAM-2 {job.dataset}", unit="case")):
+        for number, row in enumerate(progress(cases.to_dict("records"), f"MedSAM-2 {job.dataset}", "case")):
             try:
                 result = segment_case(predictor, row, job, settings, device)
             except RegionAbsent as absent:
@@ -315,7 +315,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, pr
             if job.index == 0 and number < settings.overlays:
                 plot_overlay(np.asanyarray(result.image.dataobj), result.truth, result.prediction, result.key,
                              folder / f"{row['case_id']}.overlay.png",
-                             f"{row['case_id']}: MedSAM-2 3D Dice {row3d['dice']:.3f}")
+                             f"{row['case_id']} ({row['split']} split): MedSAM-2 3D Dice {row3d['dice']:.3f}")
         write_tsv(metrics_table(rows3d), folder / "metrics.tsv")
         write_tsv(metrics_table(rows2d), folder / "metrics_2d.tsv")
         write_tsv(pd.DataFrame(skipped, columns=["case_id", "reason"]), folder / "skipped.tsv")

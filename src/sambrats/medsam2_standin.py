@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .brats import GLI, region_mask
 from .devices import resolve_device
@@ -26,6 +25,7 @@ from .outputs import staged_file, write_tsv
 from .seeding import seed_everything
 from .slices import largest_area_slice, tight_box
 from .synth import labels_from_tissues, synth_case
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def train_standin(model, volumes: list[Volume], settings: ClipTraining, device: 
     model.train()
     history = []
     for phase, step_loss, steps in (("slices", slices_step, settings.image_steps), ("clips", clip_step, settings.clips)):
-        for step in tqdm(range(1, steps + 1), desc=f"MedSAM-2 stand-in, {phase}", unit="step"):
+        for step in progress(range(1, steps + 1), f"MedSAM-2 stand-in, {phase}", "step"):
             loss, n_slices = step_loss(model, volumes, settings, rng, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

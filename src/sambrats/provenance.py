@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 from .devices import DEVICE_RECORD
+from .logs import NUMERIC_RECORD
+from .numerics import cpu_model, cpu_vector_extensions
 from .outputs import staged_file
 from .weights import read_manifest
 
@@ -44,17 +46,17 @@ def hardware() -> dict:
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(), "cuda": torch.version.cuda, "gpus": gpus,
+            "cpu": cpu_model(), "cpu_avx": cpu_vector_extensions(), "cpu_count": __import__("os").cpu_count(), "cuda": torch.version.cuda, "gpus": gpus,
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def job_devices(log_dir) -> dict[str, dict]:
-    """Node and device of every job that picked one, from its rule log (the last record of a log),
-    keyed by the log's path below ``log_dir``: under SLURM the compute nodes, not the login node."""
+def job_records(log_dir, marker: str) -> dict[str, dict]:
+    """The last record after ``marker`` in each rule log, keyed by the log's path below ``log_dir``:
+    what the job itself logged (under SLURM on its compute node, not the login node)."""
     jobs = {}
     for path in sorted(Path(log_dir).rglob("*.log")):
-        records = [line.split(DEVICE_RECORD, 1)[1] for line in path.read_text(errors="replace").splitlines()
-                   if DEVICE_RECORD in line]
+        records = [line.split(marker, 1)[1] for line in path.read_text(errors="replace").splitlines()
+                   if marker in line]
         if records:
             jobs[str(path.relative_to(log_dir))] = json.loads(records[-1])
     return jobs
@@ -66,7 +68,8 @@ def config_digest(config: dict) -> str:
 
 def write_provenance(path, config: dict, repo, log_dir, weights_manifest=None) -> None:
     """provenance.json; the run's start is the oldest rule log, its end is now; ``jobs`` holds the
-    node and device of every job that computed (from the rule logs).
+    node and device of every job that computed, ``numerics`` the numeric path every job ran on
+    (CPU, torch's kernels, MKL / oneDNN / OpenBLAS pins, thread counts; from the rule logs).
 
     ``weights_manifest`` (resources/weights.sha256) adds the SHA-256 of each pretrained weight file.
     """
@@ -81,7 +84,8 @@ def write_provenance(path, config: dict, repo, log_dir, weights_manifest=None) -
                   "sam_standin": config.get("sam", {}).get("standin", {}).get("seed")},
         "weights_sha256": read_manifest(Path(weights_manifest)) if weights_manifest else {},
         "hardware": hardware(),  # where provenance ran (under SLURM: the login node)
-        "jobs": job_devices(log_dir),
+        "jobs": job_records(log_dir, DEVICE_RECORD),
+        "numerics": job_records(log_dir, NUMERIC_RECORD),
         "start": start,
         "end": dt.datetime.now(dt.timezone.utc).isoformat(),
     }

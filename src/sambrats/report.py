@@ -160,6 +160,13 @@ def fmt(value, digits=4) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+def fmt_p(value) -> str:
+    """A p-value to three decimals; below 0.001 as "< 0.001" (never 0.000)."""
+    if value is not None and not np.isnan(value) and value < 0.001:
+        return "< 0.001"
+    return fmt(value, 3)
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison as people read it: one formatted column per statistic."""
     rows = []
@@ -172,7 +179,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
             "HD95 mm mean ± sd": f"{fmt(r.hd95_mean, 2)} ± {fmt(r.hd95_sd, 2)}",
             "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
-            "p vs nnU-Net (Wilcoxon, Holm)": fmt(r.p_vs_nnunet_holm, 3),
+            "p vs nnU-Net (Wilcoxon, Holm)": fmt_p(r.p_vs_nnunet_holm),
             "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
         })
     return pd.DataFrame(rows)
@@ -232,8 +239,10 @@ def row_label(method: str, prompt: str) -> str:
 
 
 def study_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Metrics of the study's rows, labelled and in the study's order."""
-    order = [row.label for row in ROWS]
+    """Test-split metrics of the study's rows, labelled and in the study's order."""
+    order = list(dict.fromkeys(row.label.format(detector="YOLO") for row in ROWS))
+    if "split" in metrics:
+        metrics = metrics[metrics.split.isna() | metrics.split.isin(["", "test"])]
     table = metrics.assign(row=[row_label(m, p) for m, p in zip(metrics.method, metrics.prompt)])
     table = table[table.row.isin(order)]
     table["row"] = pd.Categorical(table.row, [label for label in order if label in set(table.row)])
@@ -296,18 +305,25 @@ def plot_area(metrics: pd.DataFrame, path) -> None:
     plt = pyplot()
     table = study_rows(metrics[metrics.prompt != "3d"])  # slice areas only, not volumes
     fig, axis = plt.subplots(figsize=(8, 5))
-    sns.scatterplot(data=table, x="area_true", y="dice", hue="row", ax=axis, s=30)
+    table = table.assign(row=table.row.cat.remove_unused_categories())
+    sns.scatterplot(data=table, x="area_true", y="dice", hue="row", style="dataset", ax=axis, s=30)
     axis.set_xscale("log")
     axis.set_xlabel("tumour area on the slice (pixels, log scale)")
     axis.set_ylabel("Dice")
     axis.set_ylim(0, 1.02)
-    axis.set_title("Dice against tumour size")
-    axis.legend(title="method", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
+    datasets = ", ".join(f"{name} ({marker})" for name, marker in zip(table.dataset.unique(), ("dots", "crosses", "squares")))
+    axis.set_title(f"Dice against tumour size, test cases: {datasets}")
+    axis.legend(title="method / dataset", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
     save_figure(fig, path)
+
+
+GROUND_TRUTH = "yellow"  # outlined in black: visible on a bright tumour and beside tab10's colours
 
 
 def plot_examples(metrics: pd.DataFrame, slices_dir, path) -> None:
     """Best, median and worst test cases by LoRA-SAM + GT box Dice, every method's contour."""
+    from matplotlib import patheffects
+
     from .slices import load_sample
 
     plt = pyplot()
@@ -324,7 +340,8 @@ def plot_examples(metrics: pd.DataFrame, slices_dir, path) -> None:
     for axis, (title, case_id) in zip(axes, picks.items()):
         sample = load_sample(slices_dir, case_id)
         axis.imshow(sample.image, cmap="gray")
-        axis.contour(sample.mask, levels=[0.5], colors="white", linewidths=2)
+        contour = axis.contour(sample.mask, levels=[0.5], colors=GROUND_TRUTH, linewidths=2)
+        contour.set(path_effects=[patheffects.withStroke(linewidth=4, foreground="black")])
         for number, label in enumerate(labels):
             rows = table[(table.row == label) & (table.case_id == case_id)]
             if rows.empty:
@@ -335,9 +352,10 @@ def plot_examples(metrics: pd.DataFrame, slices_dir, path) -> None:
         dice_value = ranking.set_index("case_id").dice.get(case_id, np.nan)
         axis.set_title(f"{title}: {case_id}\nLoRA-SAM + GT box Dice {dice_value:.3f}")
         axis.axis("off")
-    handles = [plt.Line2D([], [], color="white", linewidth=2, label="ground truth")]
+    handles = [plt.Line2D([], [], color=GROUND_TRUTH, linewidth=2, label="ground truth",
+                          path_effects=[patheffects.withStroke(linewidth=4, foreground="black")])]
     handles += [plt.Line2D([], [], color=colours(i), label=label) for i, label in enumerate(labels)]
-    fig.legend(handles=handles, loc="lower center", ncol=4, facecolor="lightgrey", fontsize="small")
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize="small")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     save_figure(fig, path)
 

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
-from tqdm import tqdm
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, region_mask, resolve_modality
@@ -37,6 +36,7 @@ from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, larg
                      normalise, seeded_jitter, tight_box)
 from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def train_epoch(model, processor, samples: list[SliceSample], optimizer, setting
     model.train()
     order = rng.permutation(len(samples))
     losses = []
-    for begin in tqdm(range(0, len(order), settings.batch_size), desc=description, unit="batch"):
+    for begin in progress(range(0, len(order), settings.batch_size), description, "batch"):
         batch = [samples[i] for i in order[begin : begin + settings.batch_size]]
         prompted = rng.random() >= settings.no_prompt_fraction
         boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
@@ -475,7 +475,7 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
     yolo = None if yolo_boxes is None else read_tsv(yolo_boxes).set_index("case_id")
     rows = []
     with staged_directory(out_dir) as folder:
-        for sample in tqdm(load_split(slices_dir, "test"), desc="SAM prompt modes", unit="case"):
+        for sample in progress(load_split(slices_dir, "test"), "SAM prompt modes", "case"):
             detection = None if yolo is None else yolo.loc[sample.case_id]
             for prediction in case_predictions(model, processor, sample, modes, seed, device, detection):
                 save_mode_mask(prediction, sample.case_id, folder)

@@ -15,9 +15,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
-from tqdm import tqdm
 
 from .brats import GLI, LEGACY, Layout
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def write_cohort(root: str | Path, layout: Layout, n_cases: int, shape, seed: in
     jobs = [(case_id, grade, None) for case_id, grade in ids]
     jobs += [(*broken_case_id(layout, i), kind) for i, kind in enumerate(broken)]
     folders = []
-    for index, (case_id, grade, kind) in enumerate(tqdm(jobs, desc=f"writing {layout.name} cohort", unit="case")):
+    for index, (case_id, grade, kind) in enumerate(progress(jobs, f"writing {layout.name} cohort", "case")):
         folders.append(write_case(root, layout, case_id, grade, shape, seed, index, kind, lesions))
     log.info("wrote %d synthetic %s cases (%d broken) to %s", len(jobs), layout.description, len(broken), root)
     return folders

@@ -1,0 +1,89 @@
+"""The demo's time against its budget (15 minutes on 2 cores), and the cost of the pinned numeric path.
+
+    .venv/bin/python benchmarks/demo_budget.py [--fresh-clone] [--native] [--short] [--cores 2]
+
+Runs the embedded demo (`--short`: the test suite's short demo) in a fresh folder with
+`numerics: portable`, as `make demo` does, and prints its time against the budget. `--native` runs
+it a second time in another fresh folder with `numerics: native` and prints the ratio of the two
+(the cost of the pin). `--fresh-clone` clones this commit first and times `make setup` there (the
+venv of a fresh clone), then runs the demo with that venv. The test suite's subprocess timeouts
+only guard against hangs; this is where the budget is measured. (The test suite runs it with
+`--target` on an early output, only to prove that it runs.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BUDGET_S = 15 * 60
+SHORT_DEMO = {  # as tests/conftest.py's SHORT_DEMO
+    "regions": ["et"],
+    "demo": {"n_cases": 12, "shape": [64, 64, 32]},
+    "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
+    "yolo": {"epochs": 2, "imgsz": 64},
+    "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
+               "volumes": {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1}},
+    "medsam2": {"standin": {"n_cases": 4, "shape": [64, 64, 32], "image_steps": 4, "clips": 4}},
+    "comparison": {"bootstrap_resamples": 200},
+}
+
+
+def timed(command: list[str], cwd: Path, log: Path) -> float:
+    """Seconds ``command`` took; its output goes to ``log``; a failure stops the benchmark."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode:
+        sys.exit(f"{' '.join(command)} failed (exit {result.returncode}), see {log}")
+    return time.perf_counter() - start
+
+
+def demo_seconds(repo: Path, python: Path, workdir: Path, overrides: dict, cores: int, targets: list[str]) -> float:
+    override = workdir / "override.yaml"
+    workdir.mkdir(parents=True)
+    override.write_text(yaml.safe_dump(overrides))
+    command = [str(python.parent / "snakemake"), "--snakefile", str(repo / "Snakefile"), "--directory",
+               str(workdir), "--cores", str(cores), *targets, "--configfile", str(repo / "config/demo.yaml"),
+               str(override)]
+    return timed(command, workdir, workdir / "snakemake.log")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh-clone", action="store_true", help="clone this commit and time `make setup` first")
+    parser.add_argument("--native", action="store_true", help="also run with numerics: native (cost of the pin)")
+    parser.add_argument("--short", action="store_true", help="the test suite's short demo instead of the demo")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--target", action="append", default=[], help="only this output (the test suite's quick run)")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="sambrats-budget-"))
+    repo, python = REPO, Path(sys.executable)
+    if args.fresh_clone:
+        repo = scratch / "clone"
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(repo)], check=True)
+        setup = timed(["make", "setup"], repo, scratch / "setup.log")
+        python = repo / ".venv/bin/python"
+        print(f"make setup of a fresh clone: {setup:.0f} s")
+    base = SHORT_DEMO if args.short else {}
+    portable = demo_seconds(repo, python, scratch / "portable", {**base, "numerics": "portable"}, args.cores,
+                            args.target)
+    name = ("short demo" if args.short else "demo") + (f" up to {', '.join(args.target)}" if args.target else "")
+    print(f"{name}, numerics portable, --cores {args.cores}: {portable:.0f} s "
+          f"({portable / BUDGET_S:.0%} of the {BUDGET_S // 60} min budget)")
+    if args.native:
+        native = demo_seconds(repo, python, scratch / "native", {**base, "numerics": "native"}, args.cores,
+                              args.target)
+        print(f"{name}, numerics native: {native:.0f} s; portable / native = {portable / native:.3f}")
+    print(f"folders and logs in {scratch}")
+
+
+if __name__ == "__main__":
+    main()

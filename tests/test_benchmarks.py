@@ -1,0 +1,33 @@
+"""Every benchmark runs, at a tiny size, so that none rots; the figures stay in the benchmarks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import HANG_GUARD_S, REPO
+
+BENCHMARKS = REPO / "benchmarks"
+# benchmark -> (arguments of a tiny run, a line its report must print)
+TINY_RUNS = {
+    "slice_extraction.py": ([], "ratio"),
+    "sam_prompt_modes.py": (["--tiny", "--slices", "1", "--device", "cpu"], "ratio (full / cached)"),
+    "medsam2_volume.py": (["--image-size", "64", "--slices", "3", "--device", "cpu"], "ratio (whole / encoder)"),
+    "dry_run_paper_scale.py": (["--gli", "4", "--legacy", "4", "--repeats", "1"], "ratio paper/demo"),
+    "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"], "of the 15 min budget"),
+}
+
+
+def test_every_benchmark_is_run_here():
+    assert sorted(TINY_RUNS) == sorted(path.name for path in BENCHMARKS.glob("*.py"))
+
+
+@pytest.mark.parametrize("name", sorted(TINY_RUNS))
+def test_benchmark_runs_at_a_tiny_size(name):
+    arguments, line = TINY_RUNS[name]
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *arguments], cwd=REPO, capture_output=True,
+                            text=True, timeout=HANG_GUARD_S)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert line in result.stdout, result.stdout
