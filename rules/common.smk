@@ -17,9 +17,19 @@ LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
 
+# Training replicates: every trained method runs once per seed of `replicates` ({seed}).
+REPLICATES = config["replicates"]
+
+
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     region="|".join(config["regions"]),
+    seed="|".join(str(seed) for seed in REPLICATES),
+
+
+def get_replicate_seed(wildcards):
+    """The training seed of a replicate (its ``{seed}`` wildcard)."""
+    return int(wildcards.seed)
 
 
 def memory_per_attempt(mem_mb, per_thread=False):
@@ -91,9 +101,9 @@ def get_sam_base_input(wildcards):
     return {"base": path} if is_local else {}
 
 
-def lora_settings():
-    """LoRA training settings (sambrats.sam.TrainSettings), seeded by the master seed."""
-    return {**config["sam"]["train"], "seed": config["seed"]}
+def get_lora_settings(wildcards):
+    """LoRA training settings (sambrats.sam.TrainSettings), seeded by the replicate."""
+    return {**config["sam"]["train"], "seed": get_replicate_seed(wildcards)}
 
 
 def sam_standin_cohort():
@@ -106,7 +116,7 @@ def sam_standin_cohort():
 def standin_settings():
     """The stand-in trains like LoRA-SAM but in full, on its own seed, always prompted."""
     standin = config["sam"]["standin"]
-    return lora_settings() | {
+    return config["sam"]["train"] | {
         "epochs": standin["epochs"],
         "batch_size": standin["batch_size"],
         "lr": standin["lr"],
@@ -121,9 +131,12 @@ def get_yolo_model_input(wildcards):
     return {"model": model} if model.endswith(".pt") else {}
 
 
-def yolo_settings():
+def get_yolo_settings(wildcards):
+    """sambrats.yolo.YoloSettings of the config, seeded by the replicate."""
     keys = ("epochs", "imgsz", "batch", "patience", "workers")
-    return {key: config["yolo"][key] for key in keys} | {"seed": config["seed"]}
+    return {key: config["yolo"][key] for key in keys} | {
+        "seed": get_replicate_seed(wildcards)
+    }
 
 
 def get_sam_prompt_inputs(wildcards):
@@ -132,7 +145,9 @@ def get_sam_prompt_inputs(wildcards):
         return {}
     return {
         "yolo_boxes": expand(
-            rules.predict_yolo_boxes.output.chosen, region=wildcards.region
+            rules.predict_yolo_boxes.output.chosen,
+            region=wildcards.region,
+            seed=wildcards.seed,
         )[0]
     }
 
@@ -210,8 +225,9 @@ def medsam2_settings():
 
 
 def get_method_metrics(method):
-    """A method's per-case metrics tables (patterns with ``{region}``), as the rules that write
-    them declare them: a method joins the comparison through them."""
+    """A method's per-case metrics tables (patterns with ``{region}`` and, for a trained method,
+    ``{seed}``), as the rules that write them declare them: a method joins the comparison
+    through them."""
     if method == "nnunet":
         configurations = config["nnunet"]["configurations"]
         return (
@@ -236,7 +252,7 @@ def get_method_metrics(method):
 
 
 def get_method_targets(method):
-    """A method's outputs beyond its metrics tables (patterns with ``{region}``)."""
+    """A method's outputs beyond its metrics tables (patterns with ``{region}``, ``{seed}``)."""
     if method == "yolo_sam":
         return [rules.evaluate_yolo.output[0]]
     if method == "medsam2":
@@ -249,25 +265,32 @@ def get_method_targets(method):
 
 
 def method_metrics(region=None):
-    """Per-case metrics tables of the configured methods, for one region or all."""
+    """Per-case metrics tables of the configured methods (every replicate), for one region or all."""
     regions = config["regions"] if region is None else [region]
     patterns = [
         table for method in config["methods"] for table in get_method_metrics(method)
     ]
-    return list(dict.fromkeys(expand(patterns, region=regions)))
+    return list(dict.fromkeys(expand(patterns, region=regions, seed=REPLICATES)))
+
+
+def detection_runs():
+    """(region, seed) of every YOLO replicate, in the order of the comparison's detection input."""
+    return [(region, seed) for region in config["regions"] for seed in REPLICATES]
 
 
 def get_comparison_inputs(wildcards):
     inputs = {"metrics": method_metrics()}
     if "yolo_sam" in config["methods"]:
-        inputs["detection"] = expand(
-            rules.evaluate_yolo.output[0], region=config["regions"]
-        )
+        inputs["detection"] = [
+            expand(rules.evaluate_yolo.output[0], region=region, seed=seed)[0]
+            for region, seed in detection_runs()
+        ]
     return inputs
 
 
 def get_figure_inputs(wildcards):
-    """One region's metrics and each trained method's own training record of that region."""
+    """One region's metrics (every replicate) and each trained method's own training record of
+    that region (its first replicate)."""
     logs = {}
     if {"lora_sam", "yolo_sam"} & set(config["methods"]):
         logs["lora_history"] = rules.train_lora_sam.output.history
@@ -276,7 +299,7 @@ def get_figure_inputs(wildcards):
     if "nnunet" in config["methods"] and "2d" in config["nnunet"]["configurations"]:
         logs["nnunet_history"] = rules.train_nnunet.output.history
     return {"metrics": method_metrics(wildcards.region)} | {
-        name: expand(pattern, region=wildcards.region)[0]
+        name: expand(pattern, region=wildcards.region, seed=REPLICATES[0])[0]
         for name, pattern in logs.items()
     }
 
@@ -334,7 +357,9 @@ def all_targets():
         + method_metrics()
     )
     for method in config["methods"]:
-        targets += expand(get_method_targets(method), region=config["regions"])
+        targets += expand(
+            get_method_targets(method), region=config["regions"], seed=REPLICATES
+        )
     if method_metrics():
         targets += [rules.compare_methods.output.md, rules.provenance.output[0]]
     return list(dict.fromkeys(targets))

@@ -50,12 +50,12 @@ rule train_nnunet:
     input:
         rules.nnunet_preprocess.output[0],
     output:
-        checkpoint=protected(nnunet.checkpoint_path(NNUNET, NNUNET_DATASET)),
-        history=f"{NNUNET}/training_history.tsv",
+        checkpoint=protected(nnunet.checkpoint_path(NNUNET, NNUNET_DATASET, "{seed}")),
+        history=f"{NNUNET}/seed{{seed}}/training_history.tsv",
     log:
-        f"{LOGS}/train_nnunet/{{region}}.log",
+        f"{LOGS}/train_nnunet/{{region}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_nnunet/{{region}}.tsv"
+        f"{BENCHMARKS}/train_nnunet/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -72,7 +72,7 @@ rule train_nnunet:
         iterations=config["nnunet"]["iterations_per_epoch"],
         val_iterations=config["nnunet"]["val_iterations_per_epoch"],
         device=config["device"],
-        seed=config["seed"],
+        seed=get_replicate_seed,
         augmentation_workers=config["nnunet"]["augmentation_workers"],
     script:
         "../scripts/train_nnunet.py"
@@ -85,10 +85,10 @@ rule predict_nnunet:
         checkpoint=rules.train_nnunet.output.checkpoint,
         slices=slices_dir(config["dataset_2d"]),
     output:
-        predictions=directory(f"{NNUNET}/predictions"),
-        metrics=f"{NNUNET}/metrics.tsv",
+        predictions=directory(f"{NNUNET}/seed{{seed}}/predictions"),
+        metrics=f"{NNUNET}/seed{{seed}}/metrics.tsv",
     log:
-        f"{LOGS}/predict_nnunet/{{region}}.log",
+        f"{LOGS}/predict_nnunet/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: 2
@@ -102,5 +102,6 @@ rule predict_nnunet:
         dataset=config["dataset_2d"],
         device=config["device"],
         nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
+        seed=get_replicate_seed,
     script:
         "../scripts/predict_nnunet.py"

@@ -51,13 +51,13 @@ rule train_nnunet_3d:
         rules.nnunet_3d_preprocess.output[0],
     output:
         checkpoint=protected(
-            nnunet.checkpoint_path(NNUNET_3D, NNUNET_3D_DATASET, nnunet.VOLUMES)
+            nnunet.checkpoint_path(NNUNET_3D, NNUNET_3D_DATASET, "{seed}", nnunet.VOLUMES)
         ),
-        history=f"{NNUNET_3D}/training_history.tsv",
+        history=f"{NNUNET_3D}/seed{{seed}}/training_history.tsv",
     log:
-        f"{LOGS}/train_nnunet_3d/{{region}}.{{dataset}}.log",
+        f"{LOGS}/train_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_nnunet_3d/{{region}}.{{dataset}}.tsv"
+        f"{BENCHMARKS}/train_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -74,7 +74,7 @@ rule train_nnunet_3d:
         iterations=config["nnunet"]["volumes"]["iterations_per_epoch"],
         val_iterations=config["nnunet"]["volumes"]["val_iterations_per_epoch"],
         device=config["device"],
-        seed=config["seed"],
+        seed=get_replicate_seed,
         augmentation_workers=config["nnunet"]["augmentation_workers"],
     script:
         "../scripts/train_nnunet.py"
@@ -87,12 +87,12 @@ rule predict_nnunet_3d:
         checkpoint=rules.train_nnunet_3d.output.checkpoint,
         cases=rules.discover_cases.output.cases,
     output:
-        predictions=directory(f"{NNUNET_3D}/predictions"),
-        metrics=f"{NNUNET_3D}/metrics.tsv",
+        predictions=directory(f"{NNUNET_3D}/seed{{seed}}/predictions"),
+        metrics=f"{NNUNET_3D}/seed{{seed}}/metrics.tsv",
     log:
-        f"{LOGS}/predict_nnunet_3d/{{region}}.{{dataset}}.log",
+        f"{LOGS}/predict_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_nnunet_3d/{{region}}.{{dataset}}.tsv"
+        f"{BENCHMARKS}/predict_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 2
@@ -107,5 +107,6 @@ rule predict_nnunet_3d:
         device=config["device"],
         nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
         mirroring=config["nnunet"]["volumes"]["mirroring"],
+        seed=get_replicate_seed,
     script:
         "../scripts/predict_nnunet_3d.py"

@@ -28,7 +28,7 @@ rule compare_methods:
         seed=config["seed"],
         notes=standin_notes(),
         inputs=method_inputs(),
-        regions=config["regions"],
+        detection_runs=detection_runs(),
         detector=detector_name(config["yolo"]["model"]),
     script:
         "../scripts/compare_methods.py"

@@ -1,7 +1,7 @@
 # LoRA-SAM: the demo stand-in base model, LoRA training, inference for every prompt mode.
 
 SAM = f"{RESULTS}/sam"
-SAM_REGION = f"{SAM}/{{region}}"
+SAM_RUN = f"{SAM}/{{region}}/seed{{seed}}"  # one training replicate of a region
 
 
 rule sam_standin:
@@ -32,18 +32,19 @@ rule sam_standin:
 
 
 rule train_lora_sam:
-    """Fine-tune SAM with LoRA on the train split; the best adapter by validation Dice."""
+    """Fine-tune SAM with LoRA on the train split, seeded by the replicate; the best adapter by
+    validation Dice."""
     input:
         unpack(get_sam_base_input),
         slices=slices_dir(config["dataset_2d"]),
     output:
-        adapter=protected(directory(f"{SAM_REGION}/lora/adapter")),
-        history=f"{SAM_REGION}/lora/history.tsv",
-        curve=f"{SAM_REGION}/lora/training_curve.png",
+        adapter=protected(directory(f"{SAM_RUN}/lora/adapter")),
+        history=f"{SAM_RUN}/lora/history.tsv",
+        curve=f"{SAM_RUN}/lora/training_curve.png",
     log:
-        f"{LOGS}/train_lora_sam/{{region}}.log",
+        f"{LOGS}/train_lora_sam/{{region}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_lora_sam/{{region}}.tsv"
+        f"{BENCHMARKS}/train_lora_sam/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -54,7 +55,7 @@ rule train_lora_sam:
     params:
         base_model=sam_base_model(),
         lora=config["sam"]["lora"],
-        settings=lora_settings(),
+        settings=get_lora_settings,
         device=config["device"],
     script:
         "../scripts/train_lora_sam.py"
@@ -68,12 +69,12 @@ rule predict_sam:
         slices=slices_dir(config["dataset_2d"]),
         adapter=rules.train_lora_sam.output.adapter,
     output:
-        predictions=directory(f"{SAM_REGION}/predictions"),
-        metrics=f"{SAM_REGION}/metrics.tsv",
+        predictions=directory(f"{SAM_RUN}/predictions"),
+        metrics=f"{SAM_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/predict_sam/{{region}}.log",
+        f"{LOGS}/predict_sam/{{region}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_sam/{{region}}.tsv"
+        f"{BENCHMARKS}/predict_sam/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 4

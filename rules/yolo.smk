@@ -1,6 +1,7 @@
 # YOLO detector (ultralytics): dataset export, training, detection metrics, boxes for SAM.
 
 YOLO = f"{RESULTS}/yolo/{{region}}"
+YOLO_RUN = f"{YOLO}/seed{{seed}}"  # one training replicate of a region
 YOLO_CONFIG_DIR = f"{RESULTS}/yolo/ultralytics_config"
 
 
@@ -19,17 +20,18 @@ rule yolo_dataset:
 
 
 rule train_yolo:
-    """Train the detector offline; every ultralytics run file stays under results/yolo/runs."""
+    """Train the detector offline, seeded by the replicate; every ultralytics run file stays
+    under the replicate's runs/."""
     input:
         unpack(get_yolo_model_input),
         dataset=rules.yolo_dataset.output[0],
     output:
-        weights=protected(f"{YOLO}/weights/best.pt"),
-        results=f"{YOLO}/results.csv",
+        weights=protected(f"{YOLO_RUN}/weights/best.pt"),
+        results=f"{YOLO_RUN}/results.csv",
     log:
-        f"{LOGS}/train_yolo/{{region}}.log",
+        f"{LOGS}/train_yolo/{{region}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_yolo/{{region}}.tsv"
+        f"{BENCHMARKS}/train_yolo/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: 4
@@ -39,8 +41,8 @@ rule train_yolo:
         gpu=1,
     params:
         model=config["yolo"]["model"],
-        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/runs/train",
-        settings=yolo_settings(),
+        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/seed{wc.seed}/runs/train",
+        settings=get_yolo_settings,
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
     script:
@@ -53,9 +55,9 @@ rule evaluate_yolo:
         weights=rules.train_yolo.output.weights,
         dataset=rules.yolo_dataset.output[0],
     output:
-        f"{YOLO}/metrics.tsv",
+        f"{YOLO_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/evaluate_yolo/{{region}}.log",
+        f"{LOGS}/evaluate_yolo/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: 2
@@ -65,7 +67,7 @@ rule evaluate_yolo:
         gpu=1,
     params:
         imgsz=config["yolo"]["imgsz"],
-        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/runs",
+        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/seed{wc.seed}/runs",
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
     script:
@@ -78,10 +80,10 @@ rule predict_yolo_boxes:
         weights=rules.train_yolo.output.weights,
         slices=slices_dir(config["dataset_2d"]),
     output:
-        chosen=f"{YOLO}/boxes.tsv",
-        every=f"{YOLO}/boxes_all.tsv",
+        chosen=f"{YOLO_RUN}/boxes.tsv",
+        every=f"{YOLO_RUN}/boxes_all.tsv",
     log:
-        f"{LOGS}/predict_yolo_boxes/{{region}}.log",
+        f"{LOGS}/predict_yolo_boxes/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: 2

@@ -6,7 +6,7 @@ from sambrats.report import write_comparison
 logs.setup(snakemake.log[0])
 write_comparison(
     snakemake.input.metrics,
-    dict(zip(snakemake.params.regions, snakemake.input.get("detection", []))),
+    dict(zip(map(tuple, snakemake.params.detection_runs), snakemake.input.get("detection", []))),
     snakemake.output.tsv,
     snakemake.output.md,
     snakemake.output.html,

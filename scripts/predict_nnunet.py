@@ -16,5 +16,6 @@ write_predictions(
     snakemake.wildcards.region,
     params.device,
     params.nsd_tolerance_mm,
+    params.seed,
     snakemake.threads,
 )

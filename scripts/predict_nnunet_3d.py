@@ -17,6 +17,7 @@ write_volume_predictions(
     snakemake.wildcards.region,
     params.device,
     params.nsd_tolerance_mm,
+    params.seed,
     params.mirroring,
     snakemake.threads,
 )

@@ -15,6 +15,7 @@ write_predictions(
     snakemake.params.jitters,
     snakemake.params.seed,
     snakemake.params.nsd_tolerance_mm,
+    int(snakemake.wildcards.seed),
     snakemake.params.device,
     yolo_boxes=snakemake.input.get("yolo_boxes"),
 )

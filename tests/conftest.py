@@ -110,6 +110,7 @@ def demo_run(tmp_path_factory) -> Path:
 # about two minutes. Shared by the second-region, byte-comparison and SLURM tests.
 SHORT_DEMO = {
     "regions": ["et"],
+    "replicates": [2024, 2025],
     "demo": {"n_cases": 12, "shape": [64, 64, 32]},
     "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
     "yolo": {"epochs": 2, "imgsz": 64},

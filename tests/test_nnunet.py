@@ -92,11 +92,11 @@ def test_plan_train_resume_and_predict(prepared):
 
     # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
     args = [str(DATASET_ID), "5", "2", "1", "cpu", "0", nnunet.CONFIGURATION]
-    env = nnunet.environment(root, 1)
+    env = nnunet.environment(root, 1, seed=0)
     first = subprocess.Popen(guarded_command("sambrats.nnunet:main", "train", *args), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fold_dir = Path(nnunet.fold_folder(root, NAME))
-    assert fold_dir == root / "model" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"
+    fold_dir = Path(nnunet.fold_folder(root, NAME, 0))
+    assert fold_dir == root / "model" / "seed0" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"  # per replicate
     deadline = time.time() + 600
     while time.time() < deadline and not (fold_dir / "checkpoint_latest.pth").exists():
         time.sleep(0.05)
@@ -114,9 +114,9 @@ def test_plan_train_resume_and_predict(prepared):
     assert epochs_of_rerun == list(range(epochs_of_rerun[0], 5))
 
     nnunet.write_predictions(root, DATASET_ID, root / "raw" / NAME, tmp / "slices", tmp / "pred",
-                             tmp / "metrics.tsv", "brats2024", "wt", "cpu", 2.0, processes=1)
+                             tmp / "metrics.tsv", "brats2024", "wt", "cpu", 2.0, seed=0, processes=1)
     table = read_tsv(tmp / "metrics.tsv")
-    assert table.columns.tolist() == METRIC_COLUMNS
+    assert table.columns.tolist() == METRIC_COLUMNS + ["seed"] and (table.seed == 0).all()
     assert sorted(table.case_id) == sorted(split.case_id[split.split == "test"])
     assert (table.method == "nnunet").all() and table.dice.between(0, 1).all()
     with np.load(tmp / "pred" / f"{table.case_id.iloc[0]}.npz") as saved:
@@ -133,7 +133,7 @@ def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared,
         nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=2)
         nnunet.train(root, NAME, DATASET_ID, 2, 3, 1, "cpu", seed=seed, history_path=root / "history.tsv",
                      processes=2)
-        checkpoint = torch.load(nnunet.checkpoint_path(root, NAME), map_location="cpu", weights_only=False)
+        checkpoint = torch.load(nnunet.checkpoint_path(root, NAME, seed), map_location="cpu", weights_only=False)
         weights[name] = checkpoint["network_weights"]
     assert all(torch.equal(weights["first"][key], weights["again"][key]) for key in weights["first"])
     assert not all(torch.equal(weights["first"][key], weights["other"][key]) for key in weights["first"])

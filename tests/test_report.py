@@ -129,8 +129,10 @@ def study(tmp_path):
             truth = load_sample(tmp_path / "slices", case_id).mask
             pred = np.roll(truth, len(rows) % 3, axis=1)
             np.savez_compressed(folder / f"{case_id}.npz", mask=pred)
-            rows.append(metrics_row(case_id, "brats2024", "wt", method, prompt, pred, truth, folder / f"{case_id}.npz",
-                                    (1.0, 1.0), 2.0))
+            for seed in ((1, 2) if method != "sam_zeroshot" else (None,)):  # trained methods: two replicates
+                extra = {} if seed is None else {"seed": seed}
+                rows.append(metrics_row(case_id, "brats2024", "wt", method, prompt, np.roll(pred, seed or 0, axis=0),
+                                        truth, folder / f"{case_id}.npz", (1.0, 1.0), 2.0, **extra))
     write_tsv(metrics_table(rows), tmp_path / "metrics.tsv")
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_dice": [0.3, 0.6], "lr": [1e-3, 1e-4],
                             "seconds": [1.0, 1.0]})
@@ -233,3 +235,25 @@ def test_report_texts_read_keys_that_exist_and_describe_the_trained_standin():
         assert key in demo, key
     overlays = (REPO / "report" / "medsam2_overlays.rst").read_text()
     assert "random-weight" not in overlays and "trained by the workflow" in overlays
+
+
+def test_replicates_are_averaged_per_case_and_their_spread_reported():
+    """Two training seeds: the row's mean is the mean of the replicates' means, the sd over seeds is
+    theirs, each replicate's mean is listed, the paired test uses the per-case means over seeds."""
+    nnunet = pd.concat([metrics_for("nnunet", "", [0.5, 0.6, 0.55, 0.52, 0.58, 0.61], seed=s) for s in (1, 2)])
+    lora = pd.concat([metrics_for("lora_sam", "gt_box", [0.7, 0.8, 0.75, 0.72, 0.78, 0.81], seed=1),
+                      metrics_for("lora_sam", "gt_box", [0.6, 0.7, 0.65, 0.62, 0.68, 0.71], seed=2)])
+    zero_shot = metrics_for("sam_zeroshot", "gt_box", [0.1] * 6)  # not trained: no seed column value
+    table = report.comparison_table(pd.concat([nnunet, lora, zero_shot]), resamples=200, seed=0).set_index("row")
+    row = table.loc["LoRA-SAM + GT box"]
+    assert row.n == 6 and row.replicates == 2
+    assert row.dice_mean == pytest.approx((0.76 + 0.66) / 2)
+    assert row.dice_seed_sd == pytest.approx(np.std([0.76, 0.66], ddof=1))
+    assert row.dice_by_seed == "1:0.7600;2:0.6600"
+    per_case = (np.array([0.7, 0.8, 0.75, 0.72, 0.78, 0.81]) + np.array([0.6, 0.7, 0.65, 0.62, 0.68, 0.71])) / 2
+    assert row.dice_sd == pytest.approx(np.std(per_case, ddof=1))  # over cases, of the replicate means
+    assert row.p_vs_nnunet == pytest.approx(report.paired_wilcoxon(per_case, [0.5, 0.6, 0.55, 0.52, 0.58, 0.61]))
+    zero = table.loc["SAM zero-shot + GT box"]
+    assert zero.replicates == 1 and np.isnan(zero.dice_seed_sd) and zero.dice_by_seed == ""
+    shown = report.display_table(table.reset_index())
+    assert shown.loc[shown.method == "LoRA-SAM + GT box", "Dice sd over seeds (replicates)"].item() == "0.0707 (2)"

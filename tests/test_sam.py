@@ -176,13 +176,14 @@ def test_lora_training_and_predictions_through_the_saved_formats(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 0
 
     sam.write_predictions(base, tmp_path / "adapter", folder, tmp_path / "pred", tmp_path / "metrics.tsv",
-                          "brats2024", "wt", [0, 10], seed=1, tolerance_mm=2.0, device_name="cpu")
+                          "brats2024", "wt", [0, 10], seed=1, tolerance_mm=2.0, replicate=7, device_name="cpu")
     table = read_tsv(tmp_path / "metrics.tsv")
     assert table.columns.tolist()[: len(METRIC_COLUMNS)] == METRIC_COLUMNS
     assert sorted(set(zip(table.method, table.prompt))) == [
         ("lora_sam", "gt_box"), ("lora_sam", "gt_box_jitter10"), ("lora_sam", "no_prompt"), ("sam_zeroshot", "gt_box"),
     ]
     assert sorted(table.case_id.unique()) == ["case02", "case03"]  # the test split
+    assert (table.seed == 7).all()  # the training replicate of the adapter
     assert ((0 <= table.dice) & (table.dice <= 1)).all()
     for mode in ("gt_box", "gt_box_jitter10", "no_prompt", "zeroshot_gt_box"):
         with np.load(tmp_path / "pred" / mode / "case02.npz") as data:

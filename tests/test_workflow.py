@@ -18,7 +18,7 @@ from sambrats.outputs import read_tsv
 from sambrats.slices import INDEX_COLUMNS, load_sample
 from sambrats.synth import write_cohort
 
-from conftest import REPO, SNAKEMAKE, job_rules, run_snakemake
+from conftest import REPO, SHORT_DEMO, SNAKEMAKE, job_rules, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -64,11 +64,13 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     for rule in ("discover_cases", "split_cases"):
         assert result.stdout.count(f"rule {rule}:") == 2
     assert result.stdout.count("rule build_slices:") == 2 * 3  # each dataset in each region: wt, tc, et
-    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes", "train_nnunet", "figures"):
-        assert result.stdout.count(f"rule {rule}:") == 3  # one job per method and region
+    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes", "train_nnunet"):
+        assert result.stdout.count(f"rule {rule}:") == 3 * 3  # one job per method, region and training seed
+    for rule in ("yolo_dataset", "nnunet_preprocess", "figures"):
+        assert result.stdout.count(f"rule {rule}:") == 3  # shared by the replicates: one per region
     assert result.stdout.count("rule compare_methods:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
-    assert result.stdout.count("rule train_nnunet_3d:") == 2 * 3  # beside MedSAM-2: each dataset and region
+    assert result.stdout.count("rule train_nnunet_3d:") == 2 * 3 * 3  # each dataset, region and training seed
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/wt/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
@@ -160,7 +162,7 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
 
 def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/sam/wt/metrics.tsv")
+    metrics = read_tsv(workdir / "results/sam/wt/seed2024/metrics.tsv")
     test_cases = read_tsv(workdir / "results/slices/brats2024/wt/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
              "gt_box_jitter30", "no_prompt", "yolo_box"}
@@ -169,27 +171,27 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
         assert sorted(group.case_id) == sorted(test_cases)
     mean = metrics.groupby(["method", "prompt"]).dice.mean()
     assert mean["lora_sam", "gt_box"] > mean["sam_zeroshot", "gt_box"] + 0.2
-    log = (workdir / "results/logs/train_lora_sam/wt.log").read_text()
+    log = (workdir / "results/logs/train_lora_sam/wt.seed2024.log").read_text()
     assert "LoRA r=8 on qkv, proj, q_proj, k_proj, v_proj, out_proj, lin1, lin2:" in log
-    history = read_tsv(workdir / "results/sam/wt/lora/history.tsv")
+    history = read_tsv(workdir / "results/sam/wt/seed2024/lora/history.tsv")
     assert len(history) == 30 and history.val_dice.max() > 0.5
-    adapter = workdir / "results/sam/wt/lora/adapter/adapter_model.safetensors"
+    adapter = workdir / "results/sam/wt/seed2024/lora/adapter/adapter_model.safetensors"
     assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
 
 
 def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/yolo/wt/metrics.tsv")
+    metrics = read_tsv(workdir / "results/yolo/wt/seed2024/metrics.tsv")
     assert metrics.split.tolist() == ["val", "test"]
     assert metrics.map50.between(0, 1).all() and metrics.map50.max() > 0
-    boxes = read_tsv(workdir / "results/yolo/wt/boxes.tsv")
-    sam_rows = read_tsv(workdir / "results/sam/wt/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
+    boxes = read_tsv(workdir / "results/yolo/wt/seed2024/boxes.tsv")
+    sam_rows = read_tsv(workdir / "results/sam/wt/seed2024/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
     assert sorted(boxes.case_id) == sorted(sam_rows.index)
     for row in boxes.itertuples():
         assert sam_rows.loc[row.case_id, "fallback"] == row.fallback
         if not row.fallback:
             assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
-    assert (workdir / "results/yolo/wt/runs/train/weights/best.pt").is_file()
+    assert (workdir / "results/yolo/wt/seed2024/runs/train/weights/best.pt").is_file()
     assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
 
 
@@ -199,12 +201,12 @@ def test_demo_nnunet_is_trained_and_tested_on_the_same_split(demo_run):
     (fold,) = json.loads(next((workdir / "results/nnunet/wt/preprocessed").glob("Dataset501_*/splits_final.json")).read_text())
     assert fold["train"] == sorted(split.case_id[split.split == "train"])
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
-    metrics = read_tsv(workdir / "results/nnunet/wt/metrics.tsv")
+    metrics = read_tsv(workdir / "results/nnunet/wt/seed2024/metrics.tsv")
     assert sorted(metrics.case_id) == sorted(split.case_id[split.split == "test"])
     assert metrics.dice.mean() > 0.3
-    fold_dir = workdir / "results/nnunet/wt/model/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
+    fold_dir = workdir / "results/nnunet/wt/model/seed2024/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0"
     assert (fold_dir / "progress.png").is_file() and list(fold_dir.glob("training_log_*.txt"))
-    assert "Epoch 2" in (workdir / "results/logs/train_nnunet/wt.log").read_text()
+    assert "Epoch 2" in (workdir / "results/logs/train_nnunet/wt.seed2024.log").read_text()
 
 
 def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
@@ -232,7 +234,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
     assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
-    assert provenance["jobs"]["train_lora_sam/wt.log"]["device"] == "cpu"  # each computing job's own node
+    assert provenance["jobs"]["train_lora_sam/wt.seed2024.log"]["device"] == "cpu"  # each computing job's own node
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     assert (workdir / "results/report.html").stat().st_size > 100_000
@@ -246,7 +248,7 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
         assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
     medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
     assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
-    sam = read_tsv(results / "sam/wt/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
+    sam = read_tsv(results / "sam/wt/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
     assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
@@ -255,13 +257,13 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
 def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
     results = demo_run / "results"
     cases = read_tsv(results / "cases/brats2019.tsv").set_index("case_id")
-    nnunet_3d = read_tsv(results / "nnunet_3d/wt/brats2019/metrics.tsv")
+    nnunet_3d = read_tsv(results / "nnunet_3d/wt/brats2019/seed2024/metrics.tsv")
     medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
     assert sorted(nnunet_3d.case_id) == sorted(medsam2.case_id) and len(nnunet_3d) >= 12
     assert (nnunet_3d.method == "nnunet_3d").all() and (nnunet_3d.prompt == "3d").all()
     assert nnunet_3d.dice.between(0, 1).all() and (nnunet_3d.hd95 >= 0).all()
     for case_id in nnunet_3d.case_id:
-        predicted = nib.load(results / f"nnunet_3d/wt/brats2019/predictions/{case_id}.nii.gz")
+        predicted = nib.load(results / f"nnunet_3d/wt/brats2019/seed2024/predictions/{case_id}.nii.gz")
         original = nib.load(demo_run / cases.loc[case_id, "t1ce"])
         np.testing.assert_array_equal(predicted.affine, original.affine)
         assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
@@ -269,7 +271,7 @@ def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
     assert table.loc["nnU-Net 3D", "n"] == table.loc["MedSAM-2 zero-shot, 3D", "n"] == len(nnunet_3d)
     assert table.loc["nnU-Net 3D", "input"] == "t1ce volume"  # what each method saw
     assert 0 < float(table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"]) <= 1  # the paired test between them
-    history = read_tsv(results / "nnunet_3d/wt/brats2019/training_history.tsv")
+    history = read_tsv(results / "nnunet_3d/wt/brats2019/seed2024/training_history.tsv")
     assert history.epoch.tolist() == [0]  # the demo's one epoch
 
 
@@ -368,16 +370,16 @@ RECORDS_OF_THE_RUN = {
     "benchmarks/*": "run times",
     "provenance.json": "run times and host",
     "sam/*history.tsv": "seconds per epoch",
-    "yolo/*/results.csv": "ultralytics' time column",
-    "yolo/*/weights/best.pt": "ultralytics' checkpoint records its date",
-    "yolo/*/runs/*": "ultralytics' run folder: times, dates, absolute paths",
+    "yolo/*/seed*/results.csv": "ultralytics' time column",
+    "yolo/*/seed*/weights/best.pt": "ultralytics' checkpoint records its date",
+    "yolo/*/seed*/runs/*": "ultralytics' run folder: times, dates, absolute paths",
     "yolo/*/dataset/labels/*.cache": "ultralytics' label cache: absolute paths",
     "yolo/ultralytics_config/*": "ultralytics' settings: absolute paths",
     "nnunet*/*/model/*/checkpoint_*.pth": "nnU-Net's checkpoints carry its log with times",
     "nnunet*/*/model/*/training_log_*": "time stamps",
     "nnunet*/*/model/*/debug.json": "host and times",
     "nnunet*/*/model/*/progress.png": "nnU-Net plots the epoch durations",
-    "nnunet*/*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
+    "nnunet*/*/seed*/predictions/nifti/predict_from_raw_data_args.json": "absolute paths",
     "report.html": "written by another test's --report, not by the run",
 }
 
@@ -407,16 +409,41 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
     assert result.returncode == 0, result.stdout[-3000:]
     first, second = result_files(short_demo_run), result_files(tmp_path)
     assert sorted(first) == sorted(second)
-    for name in ("comparison.tsv", "comparison.md", "sam/et/metrics.tsv", "nnunet/et/metrics.tsv", "yolo/et/metrics.tsv",
-                 "yolo/et/boxes.tsv", "medsam2/et/brats2019/metrics.tsv", "splits/brats2024.tsv", "cases/brats2019.tsv",
-                 "slices/brats2024/et/index.tsv", "sam/et/lora/adapter/adapter_model.safetensors",
-                 "medsam2/standin/standin-hiera-t.pt", "sam/base/tiny-sam-256/model.safetensors"):
+    for name in ("comparison.tsv", "comparison.md", "medsam2/et/brats2019/metrics.tsv", "splits/brats2024.tsv",
+                 "cases/brats2019.tsv", "slices/brats2024/et/index.tsv", "medsam2/standin/standin-hiera-t.pt",
+                 "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
+    for seed in SHORT_DEMO["replicates"]:  # each replicate is the same bytes as a rerun of itself
+        for name in ("sam/et/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv", "yolo/et/seed{}/metrics.tsv",
+                     "yolo/et/seed{}/boxes.tsv", "sam/et/seed{}/lora/adapter/adapter_model.safetensors",
+                     "nnunet_3d/et/brats2019/seed{}/metrics.tsv"):
+            assert name.format(seed) in first
     for kind in (".npz", ".nii.gz", ".png", ".safetensors", ".pt"):
         assert any(name.endswith(kind) for name in first), kind
     assert sum(name.endswith(".npz") for name in first) >= 20 and len(first) >= 150
     differing = [name for name in first if first[name] != second[name]]
     assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"
+
+
+def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics(short_demo_run):
+    """Two replicates of the short demo: other weights and other per-case metrics for every trained
+    method; the same test cases, and the comparison reports both replicates and their spread."""
+    results = short_demo_run / "results"
+    first, second = SHORT_DEMO["replicates"]
+    for model in ("sam/et/seed{}/lora/adapter/adapter_model.safetensors", "yolo/et/seed{}/weights/best.pt",
+                  "nnunet/et/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
+        assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
+    for table in ("sam/et/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv", "nnunet_3d/et/brats2019/seed{}/metrics.tsv"):
+        a, b = (read_tsv(results / table.format(seed)) for seed in (first, second))
+        assert (a.seed == first).all() and (b.seed == second).all()
+        assert a.case_id.tolist() == b.case_id.tolist() and not np.allclose(a.dice, b.dice), table
+    comparison = read_tsv(results / "comparison.tsv").set_index("row")
+    trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d"])
+    assert (comparison.replicates[trained] == 2).all() and (comparison.replicates[~trained] == 1).all()
+    assert comparison.dice_seed_sd[trained].notna().all()
+    assert comparison.loc["nnU-Net", "dice_by_seed"].count(":") == 2
+    assert "sd over seeds" in (results / "comparison.md").read_text()
+    assert (results / "figures/et/replicates.png").stat().st_size > 1000
 
 
 def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
@@ -427,7 +454,7 @@ def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
     for job, record in records.items():
         assert record["numerics"] == "portable" and record["mkl_cbwr"] == "COMPATIBLE", job
         assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
-    training = records["train_lora_sam/et.log"]  # torch's own report of its kernels and threads
+    training = records["train_lora_sam/et.seed2024.log"]  # torch's own report of its kernels and threads
     assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 2
     assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
 
@@ -464,7 +491,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     medsam2 = read_tsv(results / "medsam2/et/brats2019/metrics.tsv")
     medsam2_skipped = read_tsv(results / "medsam2/et/brats2019/skipped.tsv")
     assert len(medsam2) + len(medsam2_skipped) == len(read_tsv(results / "cases/brats2019.tsv"))
-    assert (read_tsv(results / "sam/et/metrics.tsv").region == "et").all()
+    assert (read_tsv(results / "sam/et/seed2024/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()
 

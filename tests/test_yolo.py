@@ -141,7 +141,7 @@ def test_yolo_boxes_feed_sam_with_each_policy(tmp_path):
     ])
     write_tsv(boxes, tmp_path / "boxes.tsv")
     sam.write_predictions(base, tmp_path / "adapter", tmp_path / "slices", tmp_path / "pred", tmp_path / "m.tsv",
-                          "brats2024", "wt", [0], seed=0, tolerance_mm=2.0, device_name="cpu",
+                          "brats2024", "wt", [0], seed=0, tolerance_mm=2.0, replicate=0, device_name="cpu",
                           yolo_boxes=tmp_path / "boxes.tsv")
     table = read_tsv(tmp_path / "m.tsv")
     rows = table[table.prompt == "yolo_box"].set_index("case_id")

@@ -53,23 +53,30 @@ def preprocessed_folder(root, dataset: str) -> str:
     return f"{root}/preprocessed/{dataset}"
 
 
-def fold_folder(root, dataset: str, configuration: str = CONFIGURATION) -> str:
-    """Where nnU-Net's trainer writes fold 0 of ``configuration``."""
-    return f"{root}/model/{dataset}/{TRAINER}__{PLANS}__{configuration}/fold_0"
+def models_folder(root, seed) -> str:
+    """nnU-Net's results folder of the training replicate ``seed`` (raw and preprocessed data are
+    shared by the replicates)."""
+    return f"{root}/model/seed{seed}"
 
 
-def checkpoint_path(root, dataset: str, configuration: str = CONFIGURATION) -> str:
-    return f"{fold_folder(root, dataset, configuration)}/checkpoint_final.pth"
+def fold_folder(root, dataset: str, seed, configuration: str = CONFIGURATION) -> str:
+    """Where nnU-Net's trainer writes fold 0 of ``configuration`` for the replicate ``seed``."""
+    return f"{models_folder(root, seed)}/{dataset}/{TRAINER}__{PLANS}__{configuration}/fold_0"
 
 
-def environment(root, processes: int = 2) -> dict[str, str]:
-    """The process environment of an nnU-Net step: private folders below ``root``."""
+def checkpoint_path(root, dataset: str, seed, configuration: str = CONFIGURATION) -> str:
+    return f"{fold_folder(root, dataset, seed, configuration)}/checkpoint_final.pth"
+
+
+def environment(root, processes: int = 2, seed=None) -> dict[str, str]:
+    """The process environment of an nnU-Net step: private folders below ``root``, the models of
+    the replicate ``seed`` (planning and preprocessing need none)."""
     root = Path(root).resolve()
     return {
         **os.environ,
         "nnUNet_raw": str(root / "raw"),
         "nnUNet_preprocessed": str(root / "preprocessed"),
-        "nnUNet_results": str(root / "model"),
+        "nnUNet_results": str(root / "model" if seed is None else Path(models_folder(root, seed))),
         "nnUNet_n_proc_DA": str(processes),
         "nnUNet_compile": "false",
     }
@@ -185,13 +192,14 @@ def device_type(device_name: str) -> str:
 
 def train(root, dataset: str, dataset_id: int, epochs: int, iterations: int, val_iterations: int,
           device_name: str, seed: int, history_path, processes: int = 2, configuration: str = CONFIGURATION) -> None:
-    """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``),
-    then its curves from nnU-Net's logs to ``history_path``. ``processes``: augmentation workers,
-    each seeded (the same number gives the same weights)."""
+    """Train fold 0 with nnU-Net's trainer in a guarded child process (it writes ``fold_folder``
+    of the replicate ``seed``, which seeds the training), then its curves from nnU-Net's logs to
+    ``history_path``. ``processes``: augmentation workers, each seeded (the same number gives the
+    same weights)."""
     run_logged(guarded_command("sambrats.nnunet:main", "train", str(dataset_id), str(epochs), str(iterations),
                                str(val_iterations), device_type(device_name), str(seed), configuration),
-               environment(root, processes))
-    logs = sorted(Path(fold_folder(root, dataset, configuration)).glob("training_log_*.txt"))
+               environment(root, processes, seed))
+    logs = sorted(Path(fold_folder(root, dataset, seed, configuration)).glob("training_log_*.txt"))
     write_tsv(training_history(logs), history_path)
 
 
@@ -277,45 +285,47 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
     trainer.run_training()
 
 
-def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, processes: int = 2,
+def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, seed, processes: int = 2,
             configuration: str = CONFIGURATION, mirroring: bool = True) -> None:
-    """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint of ``configuration``
-    (with nnU-Net's test-time mirroring unless ``mirroring`` is false)."""
+    """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint of ``configuration`` of the
+    replicate ``seed`` (with nnU-Net's test-time mirroring unless ``mirroring`` is false)."""
     options = [] if mirroring else ["--disable_tta"]
     run_logged(guarded_command("nnUNetv2_predict", *options, "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
                                "-d", str(dataset_id), "-c", configuration, "-f", "0", "-chk",
                                "checkpoint_final.pth", "-device", device_type(device_name), "-npp", str(processes),
-                               "-nps", str(processes)), environment(root, processes))
+                               "-nps", str(processes)), environment(root, processes, seed))
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
-                      region: str, device_name: str, tolerance_mm: float, processes: int = 2) -> None:
-    """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table."""
+                      region: str, device_name: str, tolerance_mm: float, seed, processes: int = 2) -> None:
+    """Masks of the test slices (``{case}.npz``) and the shared per-case metrics table, by the
+    model of the replicate ``seed``."""
     index = read_tsv(Path(slices_dir) / "index.tsv")
     rows = []
     with staged_directory(out_dir) as folder:
-        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, processes)
+        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, seed, processes)
         for case_id in index.case_id[index.split == "test"]:
             mask = (from_nifti(folder / "nifti" / f"{case_id}.nii.gz") > 0).astype(np.uint8)
             np.savez_compressed(folder / f"{case_id}.npz", mask=mask)
             truth = load_sample(slices_dir, case_id)
             rows.append(metrics_row(case_id, dataset, region, "nnunet", "", mask, truth.mask, Path(out_dir) / f"{case_id}.npz",
-                                    truth.spacing, tolerance_mm))
+                                    truth.spacing, tolerance_mm, seed=seed))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
     log.info("nnU-Net: Dice %.4f, IoU %.4f (n=%d)", table.dice.mean(), table.iou.mean(), len(table))
 
 
 def write_volume_predictions(root, dataset_id: int, raw_dir, cases_path, out_dir, metrics_path, dataset: str,
-                             layout_name: str, region: str, device_name: str, tolerance_mm: float,
+                             layout_name: str, region: str, device_name: str, tolerance_mm: float, seed,
                              mirroring: bool = True, processes: int = 2) -> None:
     """3d_fullres masks of the test volumes as NIfTI over the input's affine and header, and the
-    shared per-case metrics table (3D, in mm; ``prompt`` 3d, ``split`` test)."""
+    shared per-case metrics table (3D, in mm; ``prompt`` 3d, ``split`` test), by the model of the
+    replicate ``seed``."""
     layout = get_layout(layout_name)
     cases = read_tsv(cases_path).set_index("case_id")
     rows = []
     with staged_directory(out_dir) as folder:
-        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, processes, VOLUMES, mirroring)
+        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, seed, processes, VOLUMES, mirroring)
         for case_id in sorted(p.name.removesuffix("_0000.nii.gz") for p in Path(raw_dir, "imagesTs").glob("*_0000.nii.gz")):
             image = nib.load(Path(raw_dir, "imagesTs", f"{case_id}_0000.nii.gz"))
             prediction = np.asanyarray(nib.load(folder / "nifti" / f"{case_id}.nii.gz").dataobj) > 0
@@ -323,7 +333,7 @@ def write_volume_predictions(root, dataset_id: int, raw_dir, cases_path, out_dir
             _, seg = load_labels(Path(cases.loc[case_id, "seg"]), layout)
             rows.append(metrics_row(case_id, dataset, region, "nnunet_3d", "3d", prediction,
                                     region_mask(seg, layout, region), Path(out_dir) / f"{case_id}.nii.gz",
-                                    image.header.get_zooms()[:3], tolerance_mm, split="test"))
+                                    image.header.get_zooms()[:3], tolerance_mm, split="test", seed=seed))
         shutil.rmtree(folder / "nifti")
     table = metrics_table(rows)
     write_tsv(table, metrics_path)

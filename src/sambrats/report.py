@@ -50,13 +50,19 @@ ROWS = (
 BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
-COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n"]
-           + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS]
+REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
+COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n", "replicates"]
+           + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
-TEST_NOTE = ("p vs nnU-Net: two-sided paired Wilcoxon signed-rank test of the per-case Dice against nnU-Net "
-             "on the same cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), "
-             "Holm-adjusted over the rows of each dataset and region (the raw p-values are in comparison.tsv); "
-             "nnU-Net has none against itself. 95% CI: seeded percentile bootstrap of the mean.")
+TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
+             "over the cases of the per-case values averaged over the replicates (the mean is the mean of the "
+             "replicates' means), sd over seeds = sd of the replicates' means (each replicate's mean is in "
+             "comparison.tsv); zero-shot rows have one run. p vs nnU-Net: two-sided paired Wilcoxon "
+             "signed-rank test of the per-case Dice, averaged over replicates, against nnU-Net's on the same "
+             "cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), Holm-adjusted over the "
+             "rows of each dataset and region (the raw p-values are in comparison.tsv); nnU-Net has none "
+             "against itself. 95% CI: seeded percentile bootstrap of the mean over cases.")
+KEYS = ["method", "prompt", "dataset", "region", "case_id"]  # one case of one row
 
 
 def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -91,13 +97,39 @@ def holm(p_values) -> np.ndarray:
 
 
 def load_metrics(paths) -> pd.DataFrame:
-    """All per-case metrics tables in one frame (empty prompts stay empty strings)."""
+    """All per-case metrics tables in one frame (empty prompts stay empty strings; ``seed``, the
+    training replicate, as text: empty for a method that is not trained)."""
     tables = [read_tsv(path) for path in paths]
     table = pd.concat(tables, ignore_index=True)
     table["prompt"] = table["prompt"].fillna("").astype(str)
     if "fallback" in table:
         table["fallback"] = table["fallback"].fillna("").astype(str)
-    return table
+    return with_seeds(table)
+
+
+def with_seeds(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``seed`` as text, empty where a method has no training replicates (or no column at all)."""
+    seeds = metrics["seed"] if "seed" in metrics else pd.Series(np.nan, index=metrics.index)
+    return metrics.assign(seed=["" if pd.isna(seed) or seed == "" else str(int(float(seed))) for seed in seeds])
+
+
+def replicate_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per case of each row: its metrics averaged over the training replicates (the other
+    columns, such as the mask file, from the first replicate)."""
+    columns = {column: ("mean" if column in METRICS else "first") for column in metrics.columns
+               if column not in KEYS and column != "seed"}
+    return metrics.groupby(KEYS, sort=False, as_index=False).agg(columns)
+
+
+def replicate_summary(group: pd.DataFrame) -> dict:
+    """Per metric: the sd of the replicates' means and each replicate's mean (``seed:value;...``)."""
+    record = {}
+    by_seed = group.groupby("seed")[list(METRICS)].mean()
+    for metric in METRICS:
+        values = by_seed[metric]
+        record[f"{metric}_seed_sd"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        record[f"{metric}_by_seed"] = ";".join(f"{seed}:{value:.4f}" for seed, value in values.items() if seed)
+    return record
 
 
 def summary(values: pd.Series, resamples: int, seed: int) -> dict[str, float]:
@@ -123,6 +155,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     own cases. ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline."""
     inputs = inputs or {}
+    metrics = with_seeds(metrics)
     groups = {}
     for row in ROWS:
         for (dataset, region), group in row_metrics(metrics, row).groupby(["dataset", "region"], sort=True):
@@ -136,19 +169,23 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     for row, dataset, region in sorted(groups, key=lambda key: (REGIONS.index(key[2]), ROWS.index(key[0]), key[1])):
         group = groups[(row, dataset, region)]
         if row.cases == "test":
-            group = group.loc[sorted(common[(dataset, region)])]
+            group = group.loc[group.index.isin(common[(dataset, region)])]
         if group.empty:
             continue
+        per_case = case_means(group)
         baseline = groups.get((BASELINES[row.baseline], dataset, region)) if row.baseline else None
         tested = baseline is not None and row.cases == "test"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
-                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(group),
-                  "p_vs_nnunet": paired_wilcoxon(group.dice, baseline.loc[group.index].dice) if tested else np.nan,
+                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(per_case),
+                  "replicates": group.seed.nunique(),
+                  "p_vs_nnunet": (paired_wilcoxon(per_case.dice, case_means(baseline).loc[per_case.index].dice)
+                                  if tested else np.nan),
                   "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
         for metric in METRICS:
-            for statistic, value in summary(group[metric], resamples, seed).items():
+            for statistic, value in summary(per_case[metric], resamples, seed).items():
                 record[f"{metric}_{statistic}"] = value
+        record.update(replicate_summary(group))
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
     for _, rows in table.groupby(["dataset", "region"]):
@@ -156,8 +193,20 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     return table
 
 
+def case_means(group: pd.DataFrame) -> pd.DataFrame:
+    """A row's per-case metrics (indexed by case id) averaged over its training replicates."""
+    return group.groupby(level="case_id")[list(METRICS)].mean().sort_index()
+
+
 def fmt(value, digits=4) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def spread(values: pd.Series, digits: int) -> str:
+    """Mean of the replicates' values, with their sd when there are several."""
+    if len(values) < 2:
+        return fmt(values.mean(), digits)
+    return f"{fmt(values.mean(), digits)} ± {fmt(values.std(ddof=1), digits)}"
 
 
 def fmt_p(value) -> str:
@@ -171,10 +220,13 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The comparison as people read it: one formatted column per statistic."""
     rows = []
     for r in table.itertuples():
-        label = r.row + (f" ({int(r.fallbacks)} without detection)" if not np.isnan(r.fallbacks) else "")
+        runs = f" over {r.replicates} replicates" if r.replicates > 1 else ""
+        label = r.row + (f" ({int(r.fallbacks)} without detection{runs})" if not np.isnan(r.fallbacks) else "")
         rows.append({
             "method": label, "dataset": r.dataset, "region": r.region, "input": r.input, "n": str(r.n),
-            "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}", "Dice median": fmt(r.dice_median),
+            "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}",
+            "Dice sd over seeds (replicates)": f"{fmt(r.dice_seed_sd)} ({r.replicates})",
+            "Dice median": fmt(r.dice_median),
             "Dice 95% CI": f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}]",
             "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
             "HD95 mm mean ± sd": f"{fmt(r.hd95_mean, 2)} ± {fmt(r.hd95_sd, 2)}",
@@ -192,10 +244,11 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=(
     lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
     lines += ["", TEST_NOTE]
     if detection is not None:
-        lines += ["", "| YOLO detector | region | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|---|"]
-        for d in detection.itertuples():
-            lines.append(f"| {d.split} | {d.region} | {fmt(d.map50, 3)} | {fmt(d.map50_95, 3)} | {fmt(d.precision, 3)} | "
-                         f"{fmt(d.recall, 3)} |")
+        lines += ["", "| YOLO detector | region | replicates | mAP50 | mAP50-95 | precision | recall |",
+                  "|---|---|---|---|---|---|---|"]
+        for (split, region), runs in detection.groupby(["split", "region"], sort=False):
+            cells = [spread(runs[name], 3) for name in ("map50", "map50_95", "precision", "recall")]
+            lines.append(f"| {split} | {region} | {len(runs)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("Study: YOLOv8m mAP50 0.973 (val).")
     if notes:
@@ -214,12 +267,13 @@ def html(table: pd.DataFrame, notes=()) -> str:
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
                      notes=(), inputs=None, detector: str = "YOLOv8m") -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
-    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by region."""
+    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed)."""
     table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector)
     write_tsv(table, tsv_path)
     detection = None
     if detection_paths:
-        detection = pd.concat([read_tsv(path).assign(region=region) for region, path in detection_paths.items()],
+        detection = pd.concat([read_tsv(path).assign(region=region, seed=seed)
+                               for (region, seed), path in detection_paths.items()],
                               ignore_index=True)
     with staged_file(md_path) as tmp:
         Path(tmp).write_text(markdown(table, detection, notes))
@@ -385,7 +439,39 @@ def plot_training(lora_history, yolo_results, nnunet_history, path) -> None:
     save_figure(fig, path)
 
 
-FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves")
+def plot_replicates(metrics: pd.DataFrame, path) -> None:
+    """Each row's replicate means (points) with its mean ± sd over seeds, and beside it the row's
+    difference from its baseline with the seed noise of both (sqrt of the summed variances): a gap
+    wider than that bar is more than seed noise."""
+    plt = pyplot()
+    table = study_rows(with_seeds(metrics))
+    means = table.groupby(["row", "dataset", "seed"], observed=True).dice.mean().reset_index()
+    rows = [(label, dataset) for (label, dataset), _ in means.groupby(["row", "dataset"], observed=True, sort=True)]
+    by_label = {row.label.format(detector="YOLO"): row for row in ROWS}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.5 * len(rows) + 2.2), sharey=True)
+    centre = {}
+    for y, (label, dataset) in enumerate(rows):
+        values = means[(means.row == label) & (means.dataset == dataset)].dice
+        centre[(label, dataset)] = (values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0)
+        left.scatter(values, [y] * len(values), color="black", s=14, zorder=3)
+        left.errorbar(values.mean(), y, xerr=centre[(label, dataset)][1], fmt="o", color="tab:blue", capsize=4)
+        baseline = by_label[label].baseline
+        base = centre.get((BASELINES[baseline].label, dataset)) if baseline else None
+        if base is not None:
+            mean, sd = centre[(label, dataset)]
+            right.errorbar(mean - base[0], y, xerr=np.hypot(sd, base[1]), fmt="s", color="tab:red", capsize=4)
+    left.set_yticks(range(len(rows)), [f"{label} ({dataset})" for label, dataset in rows])
+    left.invert_yaxis()
+    left.set_xlabel("mean Dice of each replicate (points); mean ± sd over seeds")
+    left.set_title(f"Training seeds: {table.seed[table.seed != ''].nunique()} replicates")
+    right.axvline(0, color="grey", linewidth=1)
+    right.set_xlabel("Dice difference from the row's baseline ± seed noise of both")
+    right.set_title("Method differences against seed noise")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves", "replicates")
 
 
 def write_figures(metric_paths, slices_dir, outputs: dict, seed: int, lora_history=None, yolo_results=None,
@@ -394,10 +480,12 @@ def write_figures(metric_paths, slices_dir, outputs: dict, seed: int, lora_histo
     written beside it)."""
     np.random.seed(seed)  # seaborn's strip-plot jitter draws from NumPy's global generator
     metrics = load_metrics(metric_paths)
+    per_case = replicate_means(metrics)  # each case once per row, averaged over the training seeds
     for path in outputs.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    plot_distributions(metrics, outputs["distributions"])
-    plot_jitter(metrics, outputs["dice_vs_jitter"])
-    plot_area(metrics, outputs["dice_vs_area"])
-    plot_examples(metrics, slices_dir, outputs["examples"])
+    plot_distributions(per_case, outputs["distributions"])
+    plot_jitter(per_case, outputs["dice_vs_jitter"])
+    plot_area(per_case, outputs["dice_vs_area"])
+    plot_examples(per_case, slices_dir, outputs["examples"])
     plot_training(lora_history, yolo_results, nnunet_history, outputs["training_curves"])
+    plot_replicates(metrics, outputs["replicates"])
