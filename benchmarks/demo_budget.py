@@ -24,16 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_S = 15 * 60
-SHORT_DEMO = {  # as tests/conftest.py's SHORT_DEMO
-    "regions": ["et"],
-    "demo": {"n_cases": 12, "shape": [64, 64, 32]},
-    "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
-    "yolo": {"epochs": 2, "imgsz": 64},
-    "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
-               "volumes": {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1}},
-    "medsam2": {"standin": {"n_cases": 4, "shape": [64, 64, 32], "image_steps": 4, "clips": 4}},
-    "comparison": {"bootstrap_resamples": 200},
-}
+SHORT_DEMO = yaml.safe_load((REPO / "tests" / "data" / "short-demo.yaml").read_text())  # the tests' short demo
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:

@@ -106,27 +106,15 @@ def demo_run(tmp_path_factory) -> Path:
     return workdir
 
 
-# The demo graph with small cohorts and short trainings, on the enhancing tumour: every rule runs in
-# about two minutes. Shared by the second-region, byte-comparison and SLURM tests.
-SHORT_DEMO = {
-    "regions": ["et"],
-    "replicates": [2024, 2025],
-    "demo": {"n_cases": 12, "shape": [64, 64, 32]},
-    "sam": {"standin": {"n_cases": 12, "shape": [64, 64, 32], "epochs": 2}, "train": {"epochs": 2}},
-    "yolo": {"epochs": 2, "imgsz": 64},
-    "nnunet": {"epochs": 1, "iterations_per_epoch": 2, "val_iterations_per_epoch": 1,
-               "volumes": {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1}},
-    "medsam2": {"standin": {"n_cases": 4, "shape": [64, 64, 32], "image_steps": 4, "clips": 4}},
-    "comparison": {"bootstrap_resamples": 200},
-}
+# The demo graph with small cohorts and short trainings (its own config file, also the benchmark's).
+SHORT_DEMO_CONFIG = REPO / "tests" / "data" / "short-demo.yaml"
+SHORT_DEMO = yaml.safe_load(SHORT_DEMO_CONFIG.read_text())
 
 
 @pytest.fixture(scope="session")
-def short_demo_config(tmp_path_factory) -> list[str]:
+def short_demo_config() -> list[str]:
     """`--configfile` arguments of the short demo."""
-    path = tmp_path_factory.mktemp("short-config") / "short.yaml"
-    path.write_text(yaml.safe_dump(SHORT_DEMO))
-    return ["--configfile", str(REPO / "config" / "demo.yaml"), str(path)]
+    return ["--configfile", str(REPO / "config" / "demo.yaml"), str(SHORT_DEMO_CONFIG)]
 
 
 @pytest.fixture(scope="session")

@@ -434,8 +434,8 @@ def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics
                   "nnunet/et/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
         assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
     for table in ("sam/et/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv", "nnunet_3d/et/brats2019/seed{}/metrics.tsv"):
-        a, b = (read_tsv(results / table.format(seed)) for seed in (first, second))
-        assert (a.seed == first).all() and (b.seed == second).all()
+        a, b = (read_tsv(results / table.format(seed)).query("method != 'sam_zeroshot'") for seed in (first, second))
+        assert (a.seed.astype(str) == str(first)).all() and (b.seed.astype(str) == str(second)).all()
         assert a.case_id.tolist() == b.case_id.tolist() and not np.allclose(a.dice, b.dice), table
     comparison = read_tsv(results / "comparison.tsv").set_index("row")
     trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d"])

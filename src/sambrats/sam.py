@@ -468,7 +468,8 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
     GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
     table, the mode ``yolo_box`` (the automatic pipeline) joins. ``seed`` draws the jittered boxes
-    (the same for every replicate); ``replicate`` is the training seed of the adapter."""
+    (the same for every replicate); ``replicate`` is the training seed of the adapter (the zero-shot
+    base model's rows have none: it is not trained)."""
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
@@ -484,7 +485,8 @@ def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path
                 rows.append(metrics_row(sample.case_id, dataset, region, prediction.method, prediction.prompt,
                                         prediction.mask, sample.mask,
                                         Path(out_dir) / prediction.folder / f"{sample.case_id}.npz",
-                                        sample.spacing, tolerance_mm, prompt_box=box, seed=replicate,
+                                        sample.spacing, tolerance_mm, prompt_box=box,
+                                        seed=replicate if prediction.method == "lora_sam" else "",
                                         **prediction.extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
