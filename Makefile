@@ -1,5 +1,6 @@
 # make demo : set up .venv and run the embedded demo
 # make test : set up .venv and run the whole test suite (what CI runs)
+# make gpu-check : time the paper-scale models on the first CUDA device (needs a GPU)
 # make rulegraph : redraw docs/rulegraph.svg, the rule graph the README shows (needs Graphviz's dot)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sambrats-installed
 CORES ?= 2
 
-.PHONY: setup demo test rulegraph clean
+.PHONY: setup demo test gpu-check rulegraph clean
 
 setup: $(STAMP)
 
@@ -27,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the paper-scale models on the first CUDA device (benchmarks/gpu_paper_scale.py)
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_paper_scale.py
 
 rulegraph: $(STAMP)
 	mkdir -p docs

@@ -18,7 +18,7 @@ min_version("9.0")
 # Every job's Python orders sets the same way (peft writes LoRA's target modules from a set).
 os.environ.setdefault("PYTHONHASHSEED", "0")
 # The repository the jobs' conda environment installs sambrats from (envs/sambrats.post-deploy.sh).
-os.environ["SAMBRATS_REPO"] = workflow.basedir
+os.environ.update(SAMBRATS_REPO=workflow.basedir)
 
 
 # The demo is the default; a --configfile replaces it instead of being merged into it.

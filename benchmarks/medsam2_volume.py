@@ -29,6 +29,31 @@ from sambrats.synth import write_cohort
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "BraTS2019"
 
 
+def benchmark_volume(tmp: Path, slices: int):
+    """The T1ce volume of the real BraTS 2019 case (a synthetic 240x240x155 one without it), cut to
+    ``slices`` axial slices around its key slice; the key slice and its whole-tumour box."""
+    root = REAL if REAL.is_dir() else tmp
+    if root != REAL:
+        write_cohort(root, LEGACY, 1, (240, 240, 155), seed=0)
+    case = discover(root, LEGACY, "brats2019")[0].iloc[0]
+    _, volume = read_volume(Path(case.t1ce))
+    _, seg = load_labels(Path(case.seg), LEGACY)
+    truth = region_mask(seg, LEGACY, "wt")
+    key, _ = largest_area_slice(truth)
+    start = max(0, min(key - slices // 2, volume.shape[2] - slices))
+    truth = truth[:, :, start : start + slices]
+    return volume[:, :, start : start + slices], key - start, tight_box(axial_slice(truth, key - start))
+
+
+def random_predictor(tmp: Path, image_size: int, device):
+    """A sam2.1_hiera_t video predictor with random weights, loaded from MedSAM-2's checkpoint format."""
+    checkpoint = tmp / "random.pt"
+    torch.manual_seed(0)
+    weights = medsam2.build_model(image_size, torch.device("cpu")).state_dict()
+    torch.save({"model": weights, "image_size": image_size}, checkpoint)
+    return medsam2.load_predictor(checkpoint, image_size, device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=512)
@@ -37,23 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        root = REAL if REAL.is_dir() else Path(tmp)
-        if root != REAL:
-            write_cohort(root, LEGACY, 1, (240, 240, 155), seed=0)
-        case = discover(root, LEGACY, "brats2019")[0].iloc[0]
-        _, volume = read_volume(Path(case.t1ce))
-        _, seg = load_labels(Path(case.seg), LEGACY)
-        truth = region_mask(seg, LEGACY, "wt")
-        key, _ = largest_area_slice(truth)
-        start = max(0, min(key - args.slices // 2, volume.shape[2] - args.slices))
-        volume, truth = volume[:, :, start : start + args.slices], truth[:, :, start : start + args.slices]
-        key -= start
-        box = tight_box(axial_slice(truth, key))
-        checkpoint = Path(tmp) / "random.pt"
-        torch.manual_seed(0)
-        weights = medsam2.build_model(args.image_size, torch.device("cpu")).state_dict()
-        torch.save({"model": weights, "image_size": args.image_size}, checkpoint)  # MedSAM-2's format
-        predictor = medsam2.load_predictor(checkpoint, args.image_size, device)
+        volume, key, box = benchmark_volume(Path(tmp), args.slices)
+        predictor = random_predictor(Path(tmp), args.image_size, device)
         frames = medsam2.preprocess(volume, args.image_size)
 
         begin = time.perf_counter()

@@ -51,7 +51,9 @@ rule train_nnunet_3d:
         rules.nnunet_3d_preprocess.output[0],
     output:
         checkpoint=protected(
-            nnunet.checkpoint_path(NNUNET_3D, NNUNET_3D_DATASET, "{seed}", nnunet.VOLUMES)
+            nnunet.checkpoint_path(
+                NNUNET_3D, NNUNET_3D_DATASET, "{seed}", nnunet.VOLUMES
+            )
         ),
         history=f"{NNUNET_3D}/seed{{seed}}/training_history.tsv",
     log:

@@ -17,6 +17,7 @@ TINY_RUNS = {
     "medsam2_volume.py": (["--image-size", "64", "--slices", "3", "--device", "cpu"], "ratio (whole / encoder)"),
     "dry_run_paper_scale.py": (["--gli", "4", "--legacy", "4", "--repeats", "1"], "ratio paper/demo"),
     "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"], "of the 15 min budget"),
+    "gpu_paper_scale.py": (["--tiny", "--device", "cpu", "--steps", "1"], "determinism, the same 1 LoRA steps twice: identical"),
 }
 
 
