@@ -45,8 +45,11 @@ except ConfigError as err:
 pin_numerics(config["numerics"])
 # Progress bars belong on a terminal: in a log file or a pipe (CI, `make demo | tee`) the libraries'
 # bars are off and sambrats.progress writes one line when a stage starts and one when it ends.
+# Ultralytics draws its own bars (its epoch table is one) unless it is quiet: off a terminal it is,
+# and each epoch's results are in the run's results.csv.
 if not sys.stderr.isatty():
     os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 report: "report/workflow.rst"

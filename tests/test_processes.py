@@ -85,3 +85,11 @@ def test_a_step_runs_a_console_script_with_its_arguments(tmp_path, caplog):
     caplog.set_level("INFO")
     run_logged(guarded_command("snakemake", "--version"), environment(tmp_path))
     assert any(record.getMessage()[:1].isdigit() for record in caplog.records)
+
+
+def test_a_steps_progress_bar_frames_stay_out_of_the_log_and_its_lines_go_in(tmp_path, caplog):
+    bar = "Predicting:  50%|#####     | 1/2\rPredicting: 100%|##########| 2/2\ndone with case01\n"
+    with caplog.at_level("INFO", logger="sambrats.processes"):
+        run_logged([sys.executable, "-c", f"import sys; sys.stdout.write({bar!r})"], environment(tmp_path))
+    logged = [record.getMessage() for record in caplog.records if not record.getMessage().startswith("running ")]
+    assert logged == ["done with case01"]  # the step's line, none of its bar's frames

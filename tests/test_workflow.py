@@ -295,7 +295,7 @@ def test_the_demo_prints_lines_not_progress_bar_frames_when_not_on_a_terminal(de
     console = (demo_run / "console.log").read_text()
     assert "%|" not in console and "\r" not in console  # no bar frames, ours or the libraries'
     assert "MedSAM-2 stand-in, slices: 400 step(s) done in" in console  # one line per stage instead
-    assert len(console.encode()) < 200_000, len(console.encode())
+    assert len(console.encode()) < 300_000, len(console.encode())  # lines per job and epoch: two replicates
 
 
 def test_second_demo_run_has_nothing_to_do(demo_run):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,9 +75,14 @@ def run_logged(command: list[str], env: dict[str, str]) -> None:
         raise subprocess.CalledProcessError(child.returncode, command)
 
 
+# A frame of a tqdm progress bar ("Predicting:  40%|####      | 2/5 [...]"): a step's bar redraws
+# itself with carriage returns, which the pipe splits into lines; its frames stay out of the log.
+PROGRESS_FRAME = re.compile(r"\d+%\|")
+
+
 def _log_lines(stream) -> None:
     for line in stream:
-        if line.strip():
+        if line.strip() and not PROGRESS_FRAME.search(line):
             log.info("%s", line.rstrip())
 
 
