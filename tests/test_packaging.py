@@ -50,7 +50,7 @@ def test_sam2_is_built_without_cuda_and_without_a_second_torch():
 def test_the_jobs_conda_environment_installs_sambrats_itself(tmp_path):
     """Snakemake runs envs/sambrats.post-deploy.sh after creating the env; here in a bare venv."""
     script = REPO / "envs" / "sambrats.post-deploy.sh"
-    assert "SAMBRATS_REPO" in script.read_text() and 'os.environ["SAMBRATS_REPO"] = workflow.basedir' in (
+    assert "SAMBRATS_REPO" in script.read_text() and 'os.environ.update(SAMBRATS_REPO=workflow.basedir)' in (
         REPO / "Snakefile").read_text()
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True, timeout=300)
     environ = {**os.environ, "PATH": f"{tmp_path / 'env' / 'bin'}{os.pathsep}{os.environ['PATH']}",
