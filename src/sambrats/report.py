@@ -444,7 +444,7 @@ def plot_replicates(metrics: pd.DataFrame, path) -> None:
     difference from its baseline with the seed noise of both (sqrt of the summed variances): a gap
     wider than that bar is more than seed noise."""
     plt = pyplot()
-    table = study_rows(with_seeds(metrics))
+    table = study_rows(metrics)  # seeds as text already (load_metrics)
     means = table.groupby(["row", "dataset", "seed"], observed=True).dice.mean().reset_index()
     rows = [(label, dataset) for (label, dataset), _ in means.groupby(["row", "dataset"], observed=True, sort=True)]
     by_label = {row.label.format(detector="YOLO"): row for row in ROWS}
