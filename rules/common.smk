@@ -32,6 +32,12 @@ def get_replicate_seed(wildcards):
     return int(wildcards.seed)
 
 
+def job_threads(usable):
+    """A rule's threads: what its job can use, at most `threads` of the config (the demo's 1 runs
+    jobs side by side and makes a job's bytes independent of --cores)."""
+    return min(usable, config["threads"])
+
+
 def memory_per_attempt(mem_mb, per_thread=False):
     """mem_mb of a heavy rule: the base (per thread if asked) times the attempt, so a retry asks for more."""
     if per_thread:

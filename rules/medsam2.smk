@@ -14,7 +14,7 @@ rule medsam2_standin:
         preset="|".join(MEDSAM2_STANDINS),
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(6000),
         runtime=60,
@@ -44,7 +44,7 @@ rule medsam2_predict:
         batch=r"\d+",
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=360,

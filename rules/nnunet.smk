@@ -33,7 +33,7 @@ rule nnunet_preprocess:
         f"{BENCHMARKS}/nnunet_preprocess/{{region}}.tsv"
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=120,
@@ -41,6 +41,7 @@ rule nnunet_preprocess:
         root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
         configuration=nnunet.CONFIGURATION,
+        verify_integrity=config["nnunet"]["verify_dataset_integrity"],
     script:
         "../scripts/nnunet_preprocess.py"
 
@@ -58,7 +59,7 @@ rule train_nnunet:
         f"{BENCHMARKS}/train_nnunet/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(24000),
         runtime=1440,
@@ -91,7 +92,7 @@ rule predict_nnunet:
         f"{LOGS}/predict_nnunet/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=120,

@@ -33,7 +33,7 @@ rule nnunet_3d_preprocess:
         f"{BENCHMARKS}/nnunet_3d_preprocess/{{region}}.{{dataset}}.tsv"
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=240,
@@ -41,6 +41,7 @@ rule nnunet_3d_preprocess:
         root=get_nnunet_3d_root,
         dataset_id=config["nnunet"]["volumes"]["dataset_id"],
         configuration=nnunet.VOLUMES,
+        verify_integrity=config["nnunet"]["verify_dataset_integrity"],
     script:
         "../scripts/nnunet_preprocess.py"
 
@@ -62,7 +63,7 @@ rule train_nnunet_3d:
         f"{BENCHMARKS}/train_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(32000),
         runtime=2880,
@@ -97,7 +98,7 @@ rule predict_nnunet_3d:
         f"{BENCHMARKS}/predict_nnunet_3d/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=240,

@@ -18,7 +18,7 @@ rule sam_standin:
         preset="|".join(SAM_STANDINS),
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(6000),
         runtime=60,
@@ -47,7 +47,7 @@ rule train_lora_sam:
         f"{BENCHMARKS}/train_lora_sam/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=720,
@@ -77,7 +77,7 @@ rule predict_sam:
         f"{BENCHMARKS}/predict_sam/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=240,

@@ -34,7 +34,7 @@ rule train_yolo:
         f"{BENCHMARKS}/train_yolo/{{region}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
-    threads: 4
+    threads: job_threads(4)
     resources:
         mem_mb=memory_per_attempt(16000),
         runtime=720,
@@ -60,7 +60,7 @@ rule evaluate_yolo:
         f"{LOGS}/evaluate_yolo/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=60,
@@ -86,7 +86,7 @@ rule predict_yolo_boxes:
         f"{LOGS}/predict_yolo_boxes/{{region}}.seed{{seed}}.log",
     conda:
         SOFTWARE
-    threads: 2
+    threads: job_threads(2)
     resources:
         mem_mb=memory_per_attempt(8000),
         runtime=60,

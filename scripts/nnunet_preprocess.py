@@ -12,4 +12,5 @@ plan_and_preprocess(
     Path(snakemake.input.slices) / "index.tsv",
     snakemake.threads,
     snakemake.params.configuration,
+    snakemake.params.verify_integrity,
 )

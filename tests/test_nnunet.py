@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import time
@@ -83,7 +84,8 @@ def test_split_file_fold_0_is_our_train_and_val_split_of_the_cases_with_a_slice(
     assert not set(fold["train"]) & set(split.case_id[split.split == "test"])
 
 
-def test_plan_train_resume_and_predict(prepared):
+def test_plan_train_resume_and_predict(prepared, caplog):
+    caplog.set_level(logging.INFO)
     tmp, root = prepared
     nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=1)
     (fold,) = json.loads((root / "preprocessed" / NAME / "splits_final.json").read_text())
@@ -121,6 +123,13 @@ def test_plan_train_resume_and_predict(prepared):
     assert (table.method == "nnunet").all() and table.dice.between(0, 1).all()
     with np.load(tmp / "pred" / f"{table.case_id.iloc[0]}.npz") as saved:
         assert saved["mask"].shape == (48, 48)
+    # One process: nnU-Net's sequential prediction, nothing spawned; worker processes, the same masks.
+    assert "Running in non-multiprocessing mode" in caplog.text
+    nnunet.predict(root, DATASET_ID, root / "raw" / NAME, tmp / "pooled", "cpu", seed=0, processes=2)
+    for case_id in table.case_id:
+        pooled, sequential = (nnunet.from_nifti(folder / f"{case_id}.nii.gz")
+                              for folder in (tmp / "pooled", tmp / "pred" / "nifti"))
+        assert np.array_equal(pooled, sequential), case_id
 
 
 def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared, tmp_path):

@@ -163,12 +163,14 @@ def write_region_label(seg_path, layout, region: str, out_path) -> None:
 
 
 def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
-                        configuration: str = CONFIGURATION) -> None:
-    """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` (integrity check on);
-    fold 0 = our split."""
+                        configuration: str = CONFIGURATION, verify_integrity: bool = True) -> None:
+    """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` with ``processes``
+    workers for both the fingerprint and the preprocessing (nnU-Net's own default spawns 8 for the
+    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split."""
     env = environment(root, processes)
+    check = ["--verify_dataset_integrity"] if verify_integrity else []
     run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration,
-                               "-np", str(processes), "--verify_dataset_integrity"), env)
+                               "-np", str(processes), "-npfp", str(processes), *check), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
     write_split_file(slices_index, folder / "splits_final.json")
@@ -288,12 +290,14 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
 def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, seed, processes: int = 2,
             configuration: str = CONFIGURATION, mirroring: bool = True) -> None:
     """nnU-Net's predictor on imagesTs with the final fold-0 checkpoint of ``configuration`` of the
-    replicate ``seed`` (with nnU-Net's test-time mirroring unless ``mirroring`` is false)."""
+    replicate ``seed`` (with nnU-Net's test-time mirroring unless ``mirroring`` is false); one
+    process: nnU-Net's sequential prediction, no worker processes to spawn."""
     options = [] if mirroring else ["--disable_tta"]
+    workers = str(processes if processes > 1 else 0)
     run_logged(guarded_command("nnUNetv2_predict", *options, "-i", str(Path(raw_dir) / "imagesTs"), "-o", str(out_dir),
                                "-d", str(dataset_id), "-c", configuration, "-f", "0", "-chk",
-                               "checkpoint_final.pth", "-device", device_type(device_name), "-npp", str(processes),
-                               "-nps", str(processes)), environment(root, processes, seed))
+                               "checkpoint_final.pth", "-device", device_type(device_name), "-npp", workers,
+                               "-nps", workers), environment(root, processes, seed))
 
 
 def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metrics_path, dataset: str,
