@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -123,23 +124,19 @@ def test_plan_train_resume_and_predict(prepared, caplog):
     assert (table.method == "nnunet").all() and table.dice.between(0, 1).all()
     with np.load(tmp / "pred" / f"{table.case_id.iloc[0]}.npz") as saved:
         assert saved["mask"].shape == (48, 48)
-    # One process: nnU-Net's sequential prediction, nothing spawned; worker processes, the same masks.
-    assert "Running in non-multiprocessing mode" in caplog.text
-    nnunet.predict(root, DATASET_ID, root / "raw" / NAME, tmp / "pooled", "cpu", seed=0, processes=2)
-    for case_id in table.case_id:
-        pooled, sequential = (nnunet.from_nifti(folder / f"{case_id}.nii.gz")
-                              for folder in (tmp / "pooled", tmp / "pred" / "nifti"))
-        assert np.array_equal(pooled, sequential), case_id
+    assert "Running in non-multiprocessing mode" in caplog.text  # one process: nothing spawned
 
 
 def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared, tmp_path):
     """Two trainings with the same seed and two augmentation workers give the same weights; another seed does not."""
     tmp, _ = prepared
+    planned = tmp_path / "planned"  # planned and preprocessed once: the trainings are what is compared
+    nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", planned / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
+    nnunet.plan_and_preprocess(planned, DATASET_ID, tmp / "slices/index.tsv", processes=2)
     weights = {}
     for name, seed in (("first", 5), ("again", 5), ("other", 6)):
         root = tmp_path / name
-        nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", root / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
-        nnunet.plan_and_preprocess(root, DATASET_ID, tmp / "slices/index.tsv", processes=2)
+        shutil.copytree(planned, root, symlinks=True)
         nnunet.train(root, NAME, DATASET_ID, 2, 3, 1, "cpu", seed=seed, history_path=root / "history.tsv",
                      processes=2)
         checkpoint = torch.load(nnunet.checkpoint_path(root, NAME, seed), map_location="cpu", weights_only=False)

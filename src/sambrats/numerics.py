@@ -7,7 +7,8 @@ one path on Intel, another on AMD. Each path rounds differently, and training tu
 into a different model. ``numerics: portable`` (the default) fixes every one of them to a path
 that every AVX2 CPU runs the same way; ``native`` leaves each library its own choice (faster on
 AVX-512 CPUs, bytes of that CPU only). Thread counts matter too: they come from the rule's
-``threads`` (Snakemake sets ``OMP_NUM_THREADS``), so the same ``--cores`` gives the same bytes.
+``threads``, at most the config's ``threads`` and ``--cores`` (Snakemake sets ``OMP_NUM_THREADS``):
+with ``threads: 1`` (the demo) every job has one thread under any ``--cores``.
 Nothing here pins CUDA.
 """
 
