@@ -99,7 +99,8 @@ def test_a_failing_rule_is_reported_retried_with_more_memory_and_its_logs_are_ke
     assert "CaseRejected: strict: 2 brats2019 case(s) rejected, first BraTS19_BROKEN_0000_1: missing seg: " \
         "no BraTS19_BROKEN_0000_1_seg.nii.gz" in slurm_runs["failed_log"]
     memory = [re.search(r"--mem (\d+)", call).group(1) for call in sbatch_calls(failed.stdout)["discover_cases"]]
-    assert memory == ["4000", "8000", "12000"]  # retries: 2 in the profile, memory grows with the attempt
+    # retries: 2 in the profile; 2000 MB per thread (one: the demo's threads) times the attempt
+    assert memory == ["2000", "4000", "6000"]
     states = {job["JobState"] for job in slurm_runs["jobs_after_failure"] if "discover_cases" in job["Comment"]}
     assert states == {"FAILED"}
 
