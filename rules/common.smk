@@ -220,6 +220,7 @@ def medsam2_settings():
         "largest_component",
         "offload_video_to_cpu",
         "offload_state_to_cpu",
+        "encoder_batch",
         "overlays",
     )
     settings = {key: config["medsam2"][key] for key in keys}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
 import uuid
 import subprocess
@@ -96,13 +97,46 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = HANG_GUARD_S) -> sub
     )
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Path:
-    """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
+def uses_the_demo(item) -> bool:
+    return "demo_run" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The tests of the demo run last (in their own order): the demo starts in the background with
+    the session (``demo_in_background``), and the other tests run meanwhile."""
+    items.sort(key=uses_the_demo)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_in_background(request, no_process_left_behind, tmp_path_factory):
+    """The demo's Snakemake run, started with the session when a collected test needs it; stopped
+    (with its jobs: SIGINT, as a user's Ctrl-C) if the session ends before it does."""
+    if not any(uses_the_demo(item) for item in request.session.items):
+        yield None
+        return
     workdir = tmp_path_factory.mktemp("demo")
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
-    assert result.returncode == 0, result.stdout[-3000:]
-    (workdir / "console.log").write_text(result.stdout)  # what `make demo` prints (not on a terminal)
+    console = (workdir / "console.log").open("w")  # what `make demo` prints (not on a terminal)
+    process = subprocess.Popen(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+         "--configfile", str(REPO / "config" / "demo.yaml")],
+        stdout=console, stderr=subprocess.STDOUT)
+    yield workdir, process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    console.close()
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_in_background) -> Path:
+    """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
+    workdir, process = demo_in_background
+    returncode = process.wait(timeout=HANG_GUARD_S)
+    assert returncode == 0, (workdir / "console.log").read_text()[-3000:]
     return workdir
 
 

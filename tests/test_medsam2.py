@@ -24,7 +24,7 @@ BRIEF = ClipTraining(n_cases=2, shape=(32, 32, 16), seed=3, modality="t1n", lesi
 
 
 SETTINGS = medsam2.MedsamSettings(image_size=SIZE, checkpoint_image_size=512, box_jitter=0, largest_component=True,
-                                  offload_video_to_cpu=False, offload_state_to_cpu=False, overlays=1, seed=0,
+                                  offload_video_to_cpu=False, offload_state_to_cpu=False, encoder_batch=4, overlays=1, seed=0,
                                   clip_percentiles=(0.5, 99.5), nsd_tolerance_mm=2.0)
 
 
@@ -105,6 +105,39 @@ def test_propagation_visits_every_slice_once_per_direction(standin):
     assert visits["forward"] == [3, 4, 5, 6, 7, 8]
     assert visits["backward"] == [3, 2, 1, 0]
     assert mask.shape == (9, 36, 40) and mask.dtype == bool
+
+
+def test_the_image_encoder_runs_once_per_frame_in_batches_for_both_directions(standin):
+    """Frame features come from batched encoder passes (init_state's own warm-up pass aside) and are
+    those of a pass on the single frame; the masks do not depend on the batch size."""
+    predictor = medsam2.load_predictor(standin, SIZE, CPU)
+    volume = np.random.default_rng(2).uniform(1, 100, (40, 36, 9)).astype(np.float32)
+    frames = medsam2.preprocess(volume, SIZE)
+    passes = []
+    encoder = predictor.forward_image
+
+    def counted(images):
+        passes.append(len(images))
+        return encoder(images)
+
+    predictor.forward_image = counted
+    mask, _ = medsam2.propagate(predictor, frames, 36, 40, key=4, box=(5, 6, 20, 25), device=CPU, encoder_batch=4)
+    assert passes == [1, 4, 4, 1]  # init_state's warm-up on frame 0, then the 9 frames once, by 4
+    passes.clear()
+    single, _ = medsam2.propagate(predictor, frames, 36, 40, key=4, box=(5, 6, 20, 25), device=CPU, encoder_batch=1)
+    assert passes == [1] * 10
+    assert np.array_equal(mask, single)
+    predictor.forward_image = encoder
+    with torch.inference_mode():
+        state = {"images": frames, "device": CPU}
+        medsam2.cache_frame_features(predictor, state, batch=4)
+        assert sorted(state["cached_features"]) == list(range(9))
+        image, cached = state["cached_features"][6]
+        alone = encoder(frames[6:7])
+        assert torch.equal(image, frames[6:7])
+        for ours, theirs in zip(cached["backbone_fpn"] + cached["vision_pos_enc"],
+                                alone["backbone_fpn"] + alone["vision_pos_enc"]):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_union_of_both_directions():

@@ -8,7 +8,8 @@ ground-truth area), masks propagate forwards and backwards from it and are unite
 
 Frames are fed as a tensor, not as JPEGs: sam2 1.1.0's ``init_state`` reads frames through
 ``sam2.sam2_video_predictor.load_video_frames``; :func:`frames_from_tensor` swaps that loader for
-one that returns our preprocessed tensor for the duration of ``init_state``.
+one that returns our preprocessed tensor for the duration of ``init_state``. The image encoder runs
+once per frame, in batches (:func:`cache_frame_features`), not once per frame and direction.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class MedsamSettings:
     largest_component: bool
     offload_video_to_cpu: bool
     offload_state_to_cpu: bool
+    encoder_batch: int
     overlays: int
     seed: int
     clip_percentiles: tuple[float, float]
@@ -163,8 +165,25 @@ def frames_from_tensor(frames: torch.Tensor, height: int, width: int):
         video.load_video_frames = original
 
 
+def cache_frame_features(predictor, state: dict, batch: int) -> None:
+    """Put every frame's image features into sam2's feature cache (``cached_features``, frame ->
+    (image, backbone output), which sam2 1.1.0 fills with one frame at a time), computed in batches
+    of ``batch`` frames: both propagation directions then reuse them. The position encodings depend
+    on the feature shape only (sam2 caches them by shape), so one copy serves every frame."""
+    images, device = state["images"], state["device"]
+    cache, positions = {}, None
+    for first in range(0, len(images), batch):
+        features = predictor.forward_image(images[first : first + batch].to(device).float())
+        if positions is None:
+            positions = [level[:1].clone() for level in features["vision_pos_enc"]]
+        for frame in range(first, min(first + batch, len(images))):
+            levels = [level[frame - first : frame - first + 1] for level in features["backbone_fpn"]]
+            cache[frame] = (images[frame : frame + 1], {"backbone_fpn": levels, "vision_pos_enc": positions})
+    state["cached_features"] = cache
+
+
 def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int, box, device,
-              offload_video: bool = False, offload_state: bool = False):
+              offload_video: bool = False, offload_state: bool = False, encoder_batch: int = 16):
     """3D mask [D, H, W] (union of forward and backward propagation from the key slice) and the
     frames visited per direction."""
     with frames_from_tensor(frames, height, width):
@@ -173,6 +192,7 @@ def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int
     box = np.asarray(box, dtype=np.float32)
     per_direction = {}
     with torch.inference_mode(), autocast(device):
+        cache_frame_features(predictor, state, encoder_batch)
         for direction, reverse in (("forward", False), ("backward", True)):
             predictor.reset_state(state)
             predictor.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)
@@ -221,7 +241,7 @@ def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, 
     frames = preprocess(volume, settings.image_size, settings.clip_percentiles)
     height, width = volume.shape[1], volume.shape[0]
     masks, visits = propagate(predictor, frames, height, width, key, box, device,
-                              settings.offload_video_to_cpu, settings.offload_state_to_cpu)
+                              settings.offload_video_to_cpu, settings.offload_state_to_cpu, settings.encoder_batch)
     prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
     if settings.largest_component:
         prediction = largest_component(prediction)

@@ -171,9 +171,10 @@ def clip_step(model, volumes: list[Volume], settings: ClipTraining, rng, device)
 
 
 def train_standin(model, volumes: list[Volume], settings: ClipTraining, device: torch.device) -> pd.DataFrame:
-    """Adam on every parameter (cosine decay): prompted slices, then clips; the loss per slice of each step."""
+    """Adam on every parameter (cosine decay): prompted slices, then clips; the loss per slice of each step.
+    torch's fused Adam: one pass over the 39 M parameters per step instead of several."""
     rng = np.random.default_rng(settings.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, settings.image_steps + settings.clips))
     model.train()
     history = []
