@@ -27,7 +27,7 @@ def test_makefile_installs_the_same_torch_pair_as_pyproject():
     pins = {dep for dep in pyproject_dependencies() if dep.startswith(("torch==", "torchvision=="))}
     assert pins == {"torch==2.14.1", "torchvision==0.29.1"}
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"pip install --quiet torch==2\.14\.1 torchvision==0\.29\.1", makefile)
+    assert re.search(r"pip install --quiet --no-compile torch==2\.14\.1 torchvision==0\.29\.1", makefile)
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -42,8 +42,16 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_sam2_is_built_without_cuda_and_without_a_second_torch():
     makefile = (REPO / "Makefile").read_text()
-    assert "SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation sam2==1.1.0" in makefile
+    assert "SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-compile --no-build-isolation sam2==1.1.0" in makefile
     assert makefile.index("torchvision==0.29.1") < makefile.index("sam2==1.1.0") < makefile.index("-e '.[test]'")
+
+
+def test_every_install_skips_byte_compiling_and_compileall_does_it_at_the_end():
+    """pip compiles on one core as it installs; compileall afterwards uses every core."""
+    makefile = (REPO / "Makefile").read_text()
+    installs = re.findall(r"^\t.*pip install (.*)$", makefile, flags=re.MULTILINE)
+    assert len(installs) == 4 and all(line.startswith("--quiet --no-compile ") for line in installs), installs
+    assert makefile.index("-e '.[test]'") < makefile.index("-m compileall -q -j 0 $(VENV)/lib") < makefile.index("touch $(STAMP)")
     assert "sam2==1.1.0" in pyproject_dependencies()
 
 
