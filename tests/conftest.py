@@ -86,10 +86,15 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The command that runs the workflow's Snakefile in ``workdir``."""
+    return [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+
+
 def run_snakemake(workdir: Path, *args: str, timeout: int = HANG_GUARD_S) -> subprocess.CompletedProcess:
     """Run the workflow's Snakefile in ``workdir``; stdout and stderr together in ``.stdout``."""
     return subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        snakemake_command(workdir, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # Snakemake 9 prints its errors to stdout
         text=True,
@@ -116,10 +121,8 @@ def demo_in_background(request, no_process_left_behind, tmp_path_factory):
         return
     workdir = tmp_path_factory.mktemp("demo")
     console = (workdir / "console.log").open("w")  # what `make demo` prints (not on a terminal)
-    process = subprocess.Popen(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-         "--configfile", str(REPO / "config" / "demo.yaml")],
-        stdout=console, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(snakemake_command(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml")),
+                               stdout=console, stderr=subprocess.STDOUT)
     yield workdir, process
     if process.poll() is None:
         process.send_signal(signal.SIGINT)

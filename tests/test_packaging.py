@@ -44,6 +44,7 @@ def test_sam2_is_built_without_cuda_and_without_a_second_torch():
     makefile = (REPO / "Makefile").read_text()
     assert "SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-compile --no-build-isolation sam2==1.1.0" in makefile
     assert makefile.index("torchvision==0.29.1") < makefile.index("sam2==1.1.0") < makefile.index("-e '.[test]'")
+    assert "sam2==1.1.0" in pyproject_dependencies()
 
 
 def test_every_install_skips_byte_compiling_and_compileall_does_it_at_the_end():
@@ -52,7 +53,6 @@ def test_every_install_skips_byte_compiling_and_compileall_does_it_at_the_end():
     installs = re.findall(r"^\t.*pip install (.*)$", makefile, flags=re.MULTILINE)
     assert len(installs) == 4 and all(line.startswith("--quiet --no-compile ") for line in installs), installs
     assert makefile.index("-e '.[test]'") < makefile.index("-m compileall -q -j 0 $(VENV)/lib") < makefile.index("touch $(STAMP)")
-    assert "sam2==1.1.0" in pyproject_dependencies()
 
 
 def test_the_jobs_conda_environment_installs_sambrats_itself(tmp_path):
