@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import os
+
+# One thread per test process and per process a test starts (before NumPy or torch start their
+# pools): the tests run beside the background demo's jobs on the same cores, and OpenMP threads
+# that spin at their barriers on an oversubscribed CPU waste it (a 12 s test took 79 s beside two
+# busy processes on 2 cores with torch's default two threads, 23 s with one). Snakemake sets each
+# job's own thread variables from its rule, so the workflow's jobs are unchanged.
+from sambrats.numerics import THREAD_VARIABLES  # noqa: E402 (no NumPy, no torch)
+
+for _variable in THREAD_VARIABLES:
+    os.environ.setdefault(_variable, "1")
+
 import re
 import shutil
 import signal
@@ -102,65 +113,103 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = HANG_GUARD_S) -> sub
     )
 
 
-def uses_the_demo(item) -> bool:
-    return "demo_run" in getattr(item, "fixturenames", ())
+# The Snakemake runs that start in the background when the session starts (each when a collected
+# test reads it), so that the unit tests run beside them on the same cores; their tests run last, in
+# this order (a run's tests wait for it). The short demo's rerun starts when the short demo is done.
+BACKGROUND_FIXTURES = ("short_demo_run", "short_demo_rerun", "demo_run")
+
+
+def background_group(item) -> int:
+    """0 for a test that reads no background run, else 1 + the index of the last run it reads."""
+    names = getattr(item, "fixturenames", ())
+    return max((index + 1 for index, name in enumerate(BACKGROUND_FIXTURES) if name in names), default=0)
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The tests of the demo run last (in their own order): the demo starts in the background with
-    the session (``demo_in_background``), and the other tests run meanwhile."""
-    items.sort(key=uses_the_demo)
+    items.sort(key=background_group)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def demo_in_background(request, no_process_left_behind, tmp_path_factory):
-    """The demo's Snakemake run, started with the session when a collected test needs it; stopped
-    (with its jobs: SIGINT, as a user's Ctrl-C) if the session ends before it does."""
-    if not any(uses_the_demo(item) for item in request.session.items):
-        yield None
-        return
-    workdir = tmp_path_factory.mktemp("demo")
-    console = (workdir / "console.log").open("w")  # what `make demo` prints (not on a terminal)
-    process = subprocess.Popen(snakemake_command(workdir, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml")),
-                               stdout=console, stderr=subprocess.STDOUT)
-    yield workdir, process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+class BackgroundRun:
+    """A Snakemake run in its own folder, its console in ``console.log`` there (what `make demo`
+    prints off a terminal); stopped with its jobs (SIGINT, as a user's Ctrl-C) if the session ends first."""
+
+    def __init__(self, workdir: Path, *args: str):
+        self.workdir, self.args, self.process = workdir, args, None
+
+    def start(self) -> None:
+        with (self.workdir / "console.log").open("w") as console:
+            self.process = subprocess.Popen(snakemake_command(self.workdir, *self.args), stdout=console,
+                                            stderr=subprocess.STDOUT)
+
+    def result(self) -> Path:
+        """The run's folder once it has ended well."""
+        returncode = self.process.wait(timeout=HANG_GUARD_S)
+        assert returncode == 0, (self.workdir / "console.log").read_text()[-3000:]
+        return self.workdir
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=120)
+            self.process.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    console.close()
-
-
-@pytest.fixture(scope="session")
-def demo_run(demo_in_background) -> Path:
-    """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
-    workdir, process = demo_in_background
-    returncode = process.wait(timeout=HANG_GUARD_S)
-    assert returncode == 0, (workdir / "console.log").read_text()[-3000:]
-    return workdir
+            self.process.kill()
+            self.process.wait()
 
 
 # The demo graph with small cohorts and short trainings (its own config file, also the benchmark's).
 SHORT_DEMO_CONFIG = REPO / "tests" / "data" / "short-demo.yaml"
 SHORT_DEMO = yaml.safe_load(SHORT_DEMO_CONFIG.read_text())
+SHORT_DEMO_ARGS = ("--configfile", str(REPO / "config" / "demo.yaml"), str(SHORT_DEMO_CONFIG))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_runs(request, no_process_left_behind, tmp_path_factory):
+    """The session's background runs by fixture name: the demo exactly as `make demo` runs it, the
+    short demo, and the short demo again in a fresh folder under another --cores (one thread per
+    job either way)."""
+    runs = {"demo_run": BackgroundRun(tmp_path_factory.mktemp("demo"), "--cores", "2", "--configfile",
+                                      str(REPO / "config" / "demo.yaml")),
+            "short_demo_run": BackgroundRun(tmp_path_factory.mktemp("short-demo"), "--cores", "2", *SHORT_DEMO_ARGS),
+            "short_demo_rerun": BackgroundRun(tmp_path_factory.mktemp("short-demo-rerun"), "--cores", "4",
+                                              *SHORT_DEMO_ARGS)}
+    needed = {name for item in request.session.items for name in BACKGROUND_FIXTURES if name in item.fixturenames}
+    runs = {name: run for name, run in runs.items() if name in needed}
+    for name in ("demo_run", "short_demo_run"):
+        if name in runs:
+            runs[name].start()
+    yield runs
+    for run in runs.values():
+        run.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_run(background_runs) -> Path:
+    """One real local run of the embedded demo, exactly as `make demo` runs it (shared by the test modules)."""
+    return background_runs["demo_run"].result()
 
 
 @pytest.fixture(scope="session")
 def short_demo_config() -> list[str]:
     """`--configfile` arguments of the short demo."""
-    return ["--configfile", str(REPO / "config" / "demo.yaml"), str(SHORT_DEMO_CONFIG)]
+    return list(SHORT_DEMO_ARGS)
 
 
 @pytest.fixture(scope="session")
-def short_demo_run(tmp_path_factory, short_demo_config) -> Path:
-    """One local run of the short demo."""
-    workdir = tmp_path_factory.mktemp("short-demo")
-    result = run_snakemake(workdir, "--cores", "2", *short_demo_config)
-    assert result.returncode == 0, result.stdout[-3000:]
+def short_demo_run(background_runs) -> Path:
+    """One local run of the short demo; when it is done, its rerun starts (if a test reads it):
+    one short demo at a time beside the demo keeps the session's memory bounded."""
+    workdir = background_runs["short_demo_run"].result()
+    if "short_demo_rerun" in background_runs:
+        background_runs["short_demo_rerun"].start()
     return workdir
+
+
+@pytest.fixture(scope="session")
+def short_demo_rerun(background_runs, short_demo_run) -> Path:
+    """The short demo again, in a fresh folder under --cores 4."""
+    return background_runs["short_demo_rerun"].result()
 
 
 def job_rules(output: str) -> set[str]:

@@ -1,12 +1,13 @@
-"""The numeric code path of every job, pinned in one place so that a config gives the same bytes on
-any x86-64 CPU with AVX2.
+"""The numeric code path of every job, pinned in one place so that a config gives the same bytes
+wherever the pinned libraries allow it.
 
 torch's own CPU kernels (ATen), MKL (torch's BLAS), oneDNN (torch's convolutions) and OpenBLAS
 (NumPy's BLAS) each pick their code by the CPU they find: AVX-512 where the CPU has it, and MKL
 one path on Intel, another on AMD. Each path rounds differently, and training turns the last bit
-into a different model. ``numerics: portable`` (the default) fixes every one of them to a path
-that every AVX2 CPU runs the same way; ``native`` leaves each library its own choice (faster on
-AVX-512 CPUs, bytes of that CPU only). Thread counts matter too: they come from the rule's
+into a different model. ``numerics: portable`` (the default) fixes each of them to its AVX2
+path; ``native`` leaves each library its own choice (faster on AVX-512 CPUs, bytes of that CPU
+only). What the pins do not fix: oneDNN sizes its convolution blocks by the CPU's caches, so two
+CPU models can still give other bits (measured: AMD EPYC against Intel Xeon, see the README). Thread counts matter too: they come from the rule's
 ``threads``, at most the config's ``threads`` and ``--cores`` (Snakemake sets ``OMP_NUM_THREADS``):
 with ``threads: 1`` (the demo) every job has one thread under any ``--cores``.
 Nothing here pins CUDA.
