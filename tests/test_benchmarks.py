@@ -18,6 +18,7 @@ TINY_RUNS = {
     "dry_run_paper_scale.py": (["--gli", "4", "--legacy", "4", "--repeats", "1"], "ratio paper/demo"),
     "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"], "of the 15 min budget"),
     "gpu_paper_scale.py": (["--tiny", "--device", "cpu", "--steps", "1"], "determinism, the same 1 LoRA steps twice: identical"),
+    "numeric_portability.py": (["--steps", "1", "--size", "8"], "ratio (conv ATen / conv oneDNN)"),
 }
 
 
