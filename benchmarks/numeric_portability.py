@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from sambrats.numerics import numeric_environment
+from sambrats.numerics import THREAD_VARIABLES, numeric_environment
 
 VARIANTS = ("linear", "conv oneDNN", "conv ATen")
 
@@ -50,7 +50,7 @@ def loss(variant: str, net, generator, size: int, torch):
 
 
 def train(variant: str, steps: int, size: int) -> dict:
-    """Train one variant in this process; its weights' digest and the seconds the steps took."""
+    """Train one variant in this process; its weights' digest and the seconds of its fastest step."""
     import torch
 
     portable_convolutions = variant == "conv ATen"
@@ -75,7 +75,7 @@ def train(variant: str, steps: int, size: int) -> dict:
 
 
 def run_child(variant: str, steps: int, size: int) -> dict:
-    environ = {**os.environ, **numeric_environment("portable"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    environ = {**os.environ, **numeric_environment("portable"), **dict.fromkeys(THREAD_VARIABLES, "1")}
     command = [sys.executable, __file__, "--child", variant, "--steps", str(steps), "--size", str(size)]
     result = subprocess.run(command, env=environ, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -159,23 +159,25 @@ class BackgroundRun:
 
 
 # The demo graph with small cohorts and short trainings (its own config file, also the benchmark's).
+DEMO_CONFIG = str(REPO / "config" / "demo.yaml")
 SHORT_DEMO_CONFIG = REPO / "tests" / "data" / "short-demo.yaml"
 SHORT_DEMO = yaml.safe_load(SHORT_DEMO_CONFIG.read_text())
-SHORT_DEMO_ARGS = ("--configfile", str(REPO / "config" / "demo.yaml"), str(SHORT_DEMO_CONFIG))
+SHORT_DEMO_ARGS = ("--configfile", DEMO_CONFIG, str(SHORT_DEMO_CONFIG))
+# Each background run: its folder's name and its Snakemake arguments. The demo exactly as `make
+# demo` runs it, the short demo, and the short demo again in a fresh folder under another --cores
+# (one thread per job either way).
+BACKGROUND_RUNS = {"demo_run": ("demo", ("--cores", "2", "--configfile", DEMO_CONFIG)),
+                   "short_demo_run": ("short-demo", ("--cores", "2", *SHORT_DEMO_ARGS)),
+                   "short_demo_rerun": ("short-demo-rerun", ("--cores", "4", *SHORT_DEMO_ARGS))}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def background_runs(request, no_process_left_behind, tmp_path_factory):
-    """The session's background runs by fixture name: the demo exactly as `make demo` runs it, the
-    short demo, and the short demo again in a fresh folder under another --cores (one thread per
-    job either way)."""
-    runs = {"demo_run": BackgroundRun(tmp_path_factory.mktemp("demo"), "--cores", "2", "--configfile",
-                                      str(REPO / "config" / "demo.yaml")),
-            "short_demo_run": BackgroundRun(tmp_path_factory.mktemp("short-demo"), "--cores", "2", *SHORT_DEMO_ARGS),
-            "short_demo_rerun": BackgroundRun(tmp_path_factory.mktemp("short-demo-rerun"), "--cores", "4",
-                                              *SHORT_DEMO_ARGS)}
+    """The background runs that a collected test reads, by fixture name; the demo and the short demo
+    start with the session, the rerun when the short demo is done (``short_demo_run``)."""
     needed = {name for item in request.session.items for name in BACKGROUND_FIXTURES if name in item.fixturenames}
-    runs = {name: run for name, run in runs.items() if name in needed}
+    runs = {name: BackgroundRun(tmp_path_factory.mktemp(folder), *args)
+            for name, (folder, args) in BACKGROUND_RUNS.items() if name in needed}
     for name in ("demo_run", "short_demo_run"):
         if name in runs:
             runs[name].start()

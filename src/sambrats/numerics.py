@@ -7,9 +7,10 @@ one path on Intel, another on AMD. Each path rounds differently, and training tu
 into a different model. ``numerics: portable`` (the default) fixes each of them to its AVX2
 path; ``native`` leaves each library its own choice (faster on AVX-512 CPUs, bytes of that CPU
 only). What the pins do not fix: oneDNN sizes its convolution blocks by the CPU's caches, so two
-CPU models can still give other bits (measured: AMD EPYC against Intel Xeon, see the README). Thread counts matter too: they come from the rule's
-``threads``, at most the config's ``threads`` and ``--cores`` (Snakemake sets ``OMP_NUM_THREADS``):
-with ``threads: 1`` (the demo) every job has one thread under any ``--cores``.
+CPU models can still give other bits (measured: AMD EPYC against Intel Xeon, see the README).
+Thread counts matter too: they come from the rule's ``threads``, at most the config's ``threads``
+and ``--cores`` (Snakemake sets ``OMP_NUM_THREADS``): with ``threads: 1`` (the demo) every job has
+one thread under any ``--cores``.
 Nothing here pins CUDA.
 """
 
