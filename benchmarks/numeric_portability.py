@@ -5,8 +5,9 @@
 Trains three small models for a few AdamW steps, each in a child process on the pinned path of
 `numerics: portable` with one thread, and prints a digest of the trained weights and the time:
 `linear` (torch's matmuls, MKL under MKL_CBWR=COMPATIBLE), `conv oneDNN` (2D, depthwise, transposed
-and 3D convolutions as torch runs them by default, in oneDNN), and `conv ATen` (the same model and
-steps with oneDNN and NNPACK off: ATen's im2col + MKL path). Run it on two CPU models and compare
+and 3D convolutions as torch runs them by default, in oneDNN: `numerics: portable` before oneDNN
+was turned off), and `conv ATen` (the same model and steps as every job runs them now, oneDNN and
+NNPACK off by `pin_torch_kernels`: ATen's im2col + MKL path). Run it on two CPU models and compare
 the digests: a row whose digests differ is a path that is not portable. The ratio (fastest step
 of each) is the cost of the portable convolutions, measured in this run.
 """
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from sambrats.numerics import THREAD_VARIABLES, numeric_environment
+from sambrats.numerics import THREAD_VARIABLES, numeric_environment, pin_torch_kernels
 
 VARIANTS = ("linear", "conv oneDNN", "conv ATen")
 
@@ -53,9 +54,8 @@ def train(variant: str, steps: int, size: int) -> dict:
     """Train one variant in this process; its weights' digest and the seconds of its fastest step."""
     import torch
 
-    portable_convolutions = variant == "conv ATen"
-    torch.backends.mkldnn.enabled = not portable_convolutions
-    torch.backends.nnpack.set_flags(not portable_convolutions)
+    if variant != "conv oneDNN":  # the portable path as every job takes it; oneDNN as torch's default
+        pin_torch_kernels()
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     net = model(variant, torch)

@@ -42,6 +42,7 @@ rule nnunet_preprocess:
         dataset_id=config["nnunet"]["dataset_id"],
         configuration=nnunet.CONFIGURATION,
         verify_integrity=config["nnunet"]["verify_dataset_integrity"],
+        base_features=config["nnunet"]["base_features"],
     script:
         "../scripts/nnunet_preprocess.py"
 

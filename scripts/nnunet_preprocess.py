@@ -13,4 +13,5 @@ plan_and_preprocess(
     snakemake.threads,
     snakemake.params.configuration,
     snakemake.params.verify_integrity,
+    snakemake.params.base_features,
 )

@@ -128,11 +128,12 @@ def test_plan_train_resume_and_predict(prepared, caplog):
 
 
 def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared, tmp_path):
-    """Two trainings with the same seed and two augmentation workers give the same weights; another seed does not."""
+    """Two trainings with the same seed and two augmentation workers give the same weights; another seed does not.
+    The network is narrowed to 8 features in its first stage (the demo's), and the trainer builds it so."""
     tmp, _ = prepared
     planned = tmp_path / "planned"  # planned and preprocessed once: the trainings are what is compared
     nnunet.write_raw_dataset(tmp / "slices", tmp / "cases.tsv", planned / "raw" / NAME, "gli", ["flair"], (0.5, 99.5))
-    nnunet.plan_and_preprocess(planned, DATASET_ID, tmp / "slices/index.tsv", processes=2)
+    nnunet.plan_and_preprocess(planned, DATASET_ID, tmp / "slices/index.tsv", processes=2, base_features=8)
     weights = {}
     for name, seed in (("first", 5), ("again", 5), ("other", 6)):
         root = tmp_path / name
@@ -143,6 +144,19 @@ def test_training_with_augmentation_workers_is_reproducible_to_the_bit(prepared,
         weights[name] = checkpoint["network_weights"]
     assert all(torch.equal(weights["first"][key], weights["again"][key]) for key in weights["first"])
     assert not all(torch.equal(weights["first"][key], weights["other"][key]) for key in weights["first"])
+    first_convolution = next(value for key, value in weights["first"].items() if key.endswith("conv.weight"))
+    assert first_convolution.shape[:2] == (8, 1)  # 8 features from the one input channel
+
+
+def test_narrowing_scales_every_stage_of_one_configuration(tmp_path):
+    plans = {"configurations": {name: {"architecture": {"arch_kwargs": {"features_per_stage": [32, 64, 128, 256, 512, 512]}}}
+                                for name in ("2d", "3d_fullres")}}
+    path = tmp_path / "nnUNetPlans.json"
+    path.write_text(json.dumps(plans))
+    nnunet.narrow_network(path, "2d", 8)
+    narrowed = json.loads(path.read_text())["configurations"]
+    assert narrowed["2d"]["architecture"]["arch_kwargs"]["features_per_stage"] == [8, 16, 32, 64, 128, 128]
+    assert narrowed["3d_fullres"] == plans["configurations"]["3d_fullres"]
 
 
 def nnunet_epoch(number, train_loss, val_loss, dice):
@@ -181,3 +195,20 @@ def test_raw_volumes_link_the_images_and_label_the_region(tmp_path):
     np.testing.assert_array_equal(np.asanyarray(label.dataobj), np.isin(np.asanyarray(seg.dataobj), [1, 4]))
     assert label.get_data_dtype() == np.uint8
 
+
+
+def test_a_rerun_of_a_finished_or_replanned_training_starts_afresh(tmp_path):
+    """Only an interrupted training of the same plans is continued (Snakemake's rerun of a finished
+    one removed checkpoint_final.pth; nnU-Net alone would continue from checkpoint_best.pth)."""
+    fold = tmp_path / "fold_0"
+    fold.mkdir()
+    plans = {"configurations": {"2d": {"patch_size": [64, 64]}}}
+    torch.save({"init_args": {"plans": plans}, "logging": {"ema_fg_dice": [np.float32(0.5)]}}, fold / "checkpoint_latest.pth")
+    nnunet.keep_only_an_interrupted_training(fold, plans)
+    assert (fold / "checkpoint_latest.pth").is_file()  # continued
+    nnunet.keep_only_an_interrupted_training(fold, {"configurations": {"2d": {"patch_size": [32, 32]}}})
+    assert fold.is_dir() and not any(fold.iterdir())  # other plans: afresh
+    torch.save({"init_args": {"plans": plans}}, fold / "checkpoint_best.pth")
+    (fold / "training_log_2026_1_1_00_00_00.txt").write_text("Epoch 0\n")
+    nnunet.keep_only_an_interrupted_training(fold, plans)
+    assert not any(fold.iterdir())  # finished earlier: afresh, its logs gone with it

@@ -56,3 +56,15 @@ def test_a_process_started_with_the_pins_computes_on_the_pinned_path():
     # torch obeys the variable it finds, not a config value: another capability gives other kernels.
     inside = child_numeric_path({**environ, "ATEN_CPU_CAPABILITY": "default"})
     assert inside["torch_cpu_capability"] == "DEFAULT"
+
+
+@pytest.mark.parametrize("mode, enabled", [("portable", False), ("native", True)])
+def test_seeding_a_job_puts_its_convolutions_on_the_path_of_its_mode(mode, enabled):
+    """portable: oneDNN and NNPACK off (ATen's convolutions); native: torch's own choice."""
+    environ = {**os.environ, "OMP_NUM_THREADS": "1"}
+    numerics.pin(mode, environ)
+    script = "from sambrats.seeding import seed_everything; seed_everything(0)\n" + READ_BACK
+    result = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True,
+                            timeout=300, check=True)
+    inside = json.loads(result.stdout.strip().splitlines()[-1])
+    assert inside["onednn_enabled"] is enabled and inside["nnpack_enabled"] is enabled

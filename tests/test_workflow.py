@@ -463,6 +463,7 @@ def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
         assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
     training = records["train_lora_sam/et.seed2024.log"]  # torch's own report of its kernels and threads
     assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 1  # demo: threads 1
+    assert training["onednn_enabled"] is False and training["nnpack_enabled"] is False  # ATen's convolutions
     assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
 
 

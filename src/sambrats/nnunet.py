@@ -163,10 +163,12 @@ def write_region_label(seg_path, layout, region: str, out_path) -> None:
 
 
 def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
-                        configuration: str = CONFIGURATION, verify_integrity: bool = True) -> None:
+                        configuration: str = CONFIGURATION, verify_integrity: bool = True,
+                        base_features: int | None = None) -> None:
     """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` with ``processes``
     workers for both the fingerprint and the preprocessing (nnU-Net's own default spawns 8 for the
-    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split."""
+    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split; the
+    planned network narrowed to ``base_features`` in its first stage if given."""
     env = environment(root, processes)
     check = ["--verify_dataset_integrity"] if verify_integrity else []
     run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration,
@@ -174,6 +176,20 @@ def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
     write_split_file(slices_index, folder / "splits_final.json")
+    if base_features is not None:
+        narrow_network(folder / f"{PLANS}.json", configuration, base_features)
+
+
+def narrow_network(plans_path, configuration: str, base_features: int) -> None:
+    """Scale the features of every stage of ``configuration``'s planned network so that its first
+    stage has ``base_features`` (nnU-Net plans 32): the same depth, kernels and patch, a narrower
+    network (the demo's, trained on a CPU). Preprocessing does not depend on it."""
+    plans = json.loads(Path(plans_path).read_text())
+    arguments = plans["configurations"][configuration]["architecture"]["arch_kwargs"]
+    planned = arguments["features_per_stage"]
+    arguments["features_per_stage"] = [max(1, features * base_features // planned[0]) for features in planned]
+    log.info("%s: features per stage %s instead of nnU-Net's %s", configuration, arguments["features_per_stage"], planned)
+    Path(plans_path).write_text(json.dumps(plans, indent=4))
 
 
 def write_split_file(slices_index, out_path) -> None:
@@ -283,8 +299,31 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
     trainer.num_val_iterations_per_epoch = val_iterations
     trainer.save_every = 1  # checkpoint_latest after every epoch, so a rerun continues from it
     seeded_loaders(trainer, seed, get_allowed_n_proc_DA())
+    keep_only_an_interrupted_training(Path(trainer.output_folder), trainer.plans_manager.plans)
     maybe_load_checkpoint(trainer, continue_training=True, validation_only=False)
     trainer.run_training()
+
+
+def keep_only_an_interrupted_training(fold: Path, plans: dict) -> None:
+    """Leave ``fold`` to nnU-Net's resume only where it holds an interrupted training of these
+    ``plans`` (its ``checkpoint_latest.pth``). Anything else there is an earlier training that
+    Snakemake reruns (it removed ``checkpoint_final.pth``; nnU-Net would continue from its
+    ``checkpoint_best.pth``) or one of other plans: removed, so the training starts afresh."""
+    import torch
+
+    latest = fold / "checkpoint_latest.pth"
+    if latest.is_file():
+        nnunet_globals = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+        with torch.serialization.safe_globals(nnunet_globals):
+            saved = torch.load(latest, map_location="cpu", weights_only=True)
+        if saved["init_args"]["plans"] == plans:
+            log.info("continuing the interrupted training in %s", fold)
+            return
+        log.info("%s: the interrupted training had other plans", latest)
+    if fold.exists():
+        log.info("starting afresh: removing the earlier training in %s", fold)
+        shutil.rmtree(fold)
+        fold.mkdir(parents=True)  # the trainer writes its log there
 
 
 def predict(root, dataset_id: int, raw_dir, out_dir, device_name: str, seed, processes: int = 2,

@@ -5,9 +5,10 @@ torch's own CPU kernels (ATen), MKL (torch's BLAS), oneDNN (torch's convolutions
 (NumPy's BLAS) each pick their code by the CPU they find: AVX-512 where the CPU has it, and MKL
 one path on Intel, another on AMD. Each path rounds differently, and training turns the last bit
 into a different model. ``numerics: portable`` (the default) fixes each of them to its AVX2
-path; ``native`` leaves each library its own choice (faster on AVX-512 CPUs, bytes of that CPU
-only). What the pins do not fix: oneDNN sizes its convolution blocks by the CPU's caches, so two
-CPU models can still give other bits (measured: AMD EPYC against Intel Xeon, see the README).
+path, and turns oneDNN and NNPACK off in every process that computes with torch: oneDNN sizes
+its convolution blocks by the CPU's caches even on its AVX2 path (so AMD EPYC and Intel Xeon gave
+other models, see the README), so convolutions run in ATen (im2col + MKL) instead. ``native``
+leaves each library its own choice (faster, bytes of that CPU model only).
 Thread counts matter too: they come from the rule's ``threads``, at most the config's ``threads``
 and ``--cores`` (Snakemake sets ``OMP_NUM_THREADS``): with ``threads: 1`` (the demo) every job has
 one thread under any ``--cores``.
@@ -54,6 +55,18 @@ def pin(mode: str, environ=os.environ) -> None:
         for name in PORTABLE_ENVIRONMENT:
             environ.pop(name, None)
     environ.update(numeric_environment(mode))
+
+
+def pin_torch_kernels(environ=os.environ) -> None:
+    """Under ``portable``, turn torch's oneDNN and NNPACK off in this process (and the workers it
+    forks): a process setting, not an environment variable, so every job that computes with torch
+    calls this before its first convolution (``seed_everything``, ``sambrats.processes``)."""
+    if environ.get(MODE_VARIABLE) != "portable":
+        return
+    import torch
+
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)
 
 
 def cpu_model() -> str:
@@ -106,5 +119,6 @@ def numeric_path() -> dict:
 
         record.update(torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
                       torch_threads=torch.get_num_threads(), torch_interop_threads=torch.get_num_interop_threads(),
-                      mkl=mkl_version(), onednn=torch.backends.mkldnn.is_available())
+                      mkl=mkl_version(), onednn=torch.backends.mkldnn.is_available(),
+                      onednn_enabled=torch.backends.mkldnn.enabled, nnpack_enabled=torch._C._get_nnpack_enabled())
     return record

@@ -19,6 +19,8 @@ import threading
 from importlib import import_module
 from importlib.metadata import entry_points
 
+from .numerics import pin_torch_kernels
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -102,6 +104,7 @@ def resolve(target: str):
 def main() -> None:
     target, *args = sys.argv[1:]
     guard_children()
+    pin_torch_kernels()
     sys.argv = [target, *args]
     result = resolve(target)()
     sys.exit(result if isinstance(result, int) else 0)

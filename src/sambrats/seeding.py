@@ -12,11 +12,17 @@ import random
 
 import numpy as np
 
+from .logs import log_numeric_path
+from .numerics import pin_torch_kernels
+
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA); deterministic kernels."""
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA); deterministic kernels,
+    on the run's numeric path (``sambrats.numerics.pin_torch_kernels``), which the job's log records."""
     import torch  # here, so that modules the Snakefile imports at parse time do not pull torch in
 
+    pin_torch_kernels()
+    log_numeric_path()
     # cuBLAS needs this before its first use to make its reductions deterministic.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
