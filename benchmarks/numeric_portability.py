@@ -4,7 +4,7 @@
 
 Trains three small models for a few AdamW steps, each in a child process on the pinned path of
 `numerics: portable` with one thread, and prints a digest of the trained weights and the time:
-`linear` (torch's matmuls, MKL under MKL_CBWR=COMPATIBLE), `conv oneDNN` (2D, depthwise, transposed
+`linear` (matmuls in MKL under MKL_CBWR=COMPATIBLE, GELU in ATen with oneDNN off, as every job runs them), `conv oneDNN` (2D, depthwise, transposed
 and 3D convolutions as torch runs them by default, in oneDNN: `numerics: portable` before oneDNN
 was turned off), and `conv ATen` (the same model and steps as every job runs them now, oneDNN and
 NNPACK off by `pin_torch_kernels`: ATen's im2col + MKL path). Run it on two CPU models and compare
