@@ -196,7 +196,6 @@ def test_raw_volumes_link_the_images_and_label_the_region(tmp_path):
     assert label.get_data_dtype() == np.uint8
 
 
-
 def test_a_rerun_of_a_finished_or_replanned_training_starts_afresh(tmp_path):
     """Only an interrupted training of the same plans is continued (Snakemake's rerun of a finished
     one removed checkpoint_final.pth; nnU-Net alone would continue from checkpoint_best.pth)."""

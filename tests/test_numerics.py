@@ -22,9 +22,10 @@ print(json.dumps(numeric_path()))
 """
 
 
-def child_numeric_path(environ: dict) -> dict:
-    result = subprocess.run([sys.executable, "-c", READ_BACK], env=environ, capture_output=True, text=True,
-                            timeout=300, check=True)
+def child_numeric_path(environ: dict, prelude: str = "") -> dict:
+    """The numeric path a child process reads back, after ``prelude`` (Python) has run in it."""
+    result = subprocess.run([sys.executable, "-c", prelude + READ_BACK], env=environ, capture_output=True,
+                            text=True, timeout=300, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -63,8 +64,5 @@ def test_seeding_a_job_puts_its_convolutions_on_the_path_of_its_mode(mode, enabl
     """portable: oneDNN and NNPACK off (ATen's convolutions); native: torch's own choice."""
     environ = {**os.environ, "OMP_NUM_THREADS": "1"}
     numerics.pin(mode, environ)
-    script = "from sambrats.seeding import seed_everything; seed_everything(0)\n" + READ_BACK
-    result = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True,
-                            timeout=300, check=True)
-    inside = json.loads(result.stdout.strip().splitlines()[-1])
+    inside = child_numeric_path(environ, "from sambrats.seeding import seed_everything; seed_everything(0)\n")
     assert inside["onednn_enabled"] is enabled and inside["nnpack_enabled"] is enabled

@@ -320,7 +320,7 @@ def keep_only_an_interrupted_training(fold: Path, plans: dict) -> None:
             log.info("continuing the interrupted training in %s", fold)
             return
         log.info("%s: the interrupted training had other plans", latest)
-    if fold.exists():
+    if fold.is_dir() and any(fold.iterdir()):  # the trainer has made it; empty on a first training
         log.info("starting afresh: removing the earlier training in %s", fold)
         shutil.rmtree(fold)
         fold.mkdir(parents=True)  # the trainer writes its log there
