@@ -97,6 +97,21 @@ def test_a_checkpoint_runs_only_at_the_size_it_was_trained_at(standin, tmp_path)
     assert medsam2.load_predictor(real_format, SIZE, CPU, checkpoint_image_size=SIZE).image_size == SIZE
 
 
+def test_hiera_windows_fit_the_feature_maps_and_leave_the_weights_as_they_are():
+    """At 64 px sam2 would pad stage 3's 4 x 4 map to 14 x 14 windows; the windows are clamped to the
+    maps instead, MedSAM-2's 512 px keeps sam2's own, and both have the same parameters."""
+    assert medsam2.trunk_windows(512) == list(medsam2.HIERA_WINDOWS)
+    assert medsam2.trunk_windows(64) == [8, 4, 4, 2]
+    small, full = medsam2.build_model(64, CPU), medsam2.build_model(512, CPU)
+    # a stage's first block keeps the previous stage's window (before its pooling); 0 = global
+    assert [block.window_size for block in small.image_encoder.trunk.blocks] == [8, 8, 4, 4, 4, 0, 4, 0, 4, 0, 4, 2]
+    assert [block.window_size for block in full.image_encoder.trunk.blocks] == [8, 8, 4, 4, 14, 0, 14, 0, 14, 0, 14, 7]
+    shapes = {name: tensor.shape for name, tensor in full.state_dict().items()}
+    assert {name: tensor.shape for name, tensor in small.state_dict().items()} == shapes
+    with pytest.raises(ValueError, match="multiple of 32"):
+        medsam2.hydra_overrides(48)
+
+
 def test_propagation_visits_every_slice_once_per_direction(standin):
     predictor = medsam2.load_predictor(standin, SIZE, CPU)
     volume = np.random.default_rng(1).uniform(1, 100, (40, 36, 9)).astype(np.float32)

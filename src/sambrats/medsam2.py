@@ -1,7 +1,8 @@
 """MedSAM-2 zero-shot volumetric segmentation with Meta's ``sam2`` package (1.1.0).
 
 MedSAM-2 is ``sam2.1_hiera_t`` at 512 px: the model is built from the package's own config with
-Hydra overrides for the image size (and the memory-attention RoPE feature sizes = size / 16).
+Hydra overrides for the image size (and the memory-attention RoPE feature sizes = size / 16; below
+224 px, Hiera's attention windows clamped to its feature maps, see :func:`trunk_windows`).
 Checkpoints are ``{"model": state_dict}`` files, read with ``weights_only=True`` and loaded
 strictly. Axial slices are the frames of the "video"; the box goes on the key slice (largest
 ground-truth area), masks propagate forwards and backwards from it and are united.
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+HIERA_WINDOWS = (8, 4, 14, 7)  # sam2's Hiera attention window per stage (its default, sized for 512-1024 px)
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,28 @@ class Segmentation:
     visits: dict
 
 
+def trunk_windows(image_size: int) -> list[int]:
+    """Hiera's attention window per stage, none larger than its stage's feature map (size / 4, / 8,
+    / 16, / 32). sam2 pads a window larger than the map with zero tokens, which attend and cost
+    (at 64 px the 4 x 4 map of stage 3 padded to 14 x 14: 12 times the work of its blocks); from
+    224 px up (MedSAM-2's 512) the windows are sam2's own. Parameter shapes do not depend on them."""
+    return [min(window, image_size // (4 * 2**stage)) for stage, window in enumerate(HIERA_WINDOWS)]
+
+
 def hydra_overrides(image_size: int) -> list[str]:
     """Overrides that turn the packaged hiera_t config into a model for ``image_size`` input."""
-    if image_size % 16:
-        raise ValueError(f"MedSAM-2 image size must be a multiple of 16, got {image_size}")
+    if image_size % 32:
+        raise ValueError(f"MedSAM-2 image size must be a multiple of 32 (Hiera's stride), got {image_size}")
     feat = image_size // 16
-    return [
+    overrides = [
         f"++model.image_size={image_size}",
         f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
         f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
     ]
+    windows = trunk_windows(image_size)
+    if tuple(windows) != HIERA_WINDOWS:
+        overrides.append(f"++model.image_encoder.trunk.window_spec=[{','.join(map(str, windows))}]")
+    return overrides
 
 
 def build_model(image_size: int, device: torch.device):
