@@ -369,7 +369,62 @@ def all_targets():
         )
     if method_metrics():
         targets += [rules.compare_methods.output.md, rules.provenance.output[0]]
+    if viewer_metrics_patterns():
+        targets += expand(
+            rules.viewer.output[0],
+            dataset=config["medsam2"]["datasets"],
+            region=config["regions"],
+        )
     return list(dict.fromkeys(targets))
+
+
+def nnunet_3d_configured():
+    return (
+        "nnunet" in config["methods"]
+        and "3d_fullres" in config["nnunet"]["configurations"]
+    )
+
+
+def viewer_metrics_patterns():
+    """The per-case metrics tables of the 3D methods (patterns with dataset, region, seed)."""
+    patterns = []
+    if nnunet_3d_configured():
+        patterns.append(rules.predict_nnunet_3d.output.metrics)
+    if "medsam2" in config["methods"]:
+        patterns.append(rules.medsam2_collect.output.metrics)
+    return patterns
+
+
+def get_viewer_inputs(wildcards):
+    """One dataset's and region's 3D metrics tables (every replicate), its cases and NiiVue."""
+    metrics = expand(
+        viewer_metrics_patterns(),
+        dataset=wildcards.dataset,
+        region=wildcards.region,
+        seed=REPLICATES,
+    )
+    return {
+        "metrics": list(dict.fromkeys(metrics)),
+        "cases": expand(rules.discover_cases.output.cases, dataset=wildcards.dataset)[
+            0
+        ],
+        "library": rules.viewer_library.output[0],
+    }
+
+
+def viewer_baseline():
+    """The 3D rows' baseline, else MedSAM-2 (the viewer's best, median and worst cases are its)."""
+    return "nnunet_3d" if nnunet_3d_configured() else "medsam2"
+
+
+def get_viewer_modalities(wildcards):
+    """The MRI volumes the 3D methods saw on a dataset: MedSAM-2's, then nnU-Net 3D's channels."""
+    modalities = []
+    if "medsam2" in config["methods"]:
+        modalities.append(config["medsam2"]["modalities"][wildcards.dataset])
+    if nnunet_3d_configured():
+        modalities += config["nnunet"]["volumes"]["channels"]
+    return modalities
 
 
 def weight_outputs():

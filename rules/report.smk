@@ -60,6 +60,52 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule viewer_library:
+    """NiiVue's UMD bundle and licence from the npm registry, checked against the pinned SHA-512."""
+    output:
+        directory(f"resources/niivue-{config['viewer']['niivue']['version']}"),
+    log:
+        f"{LOGS}/viewer_library/viewer_library.log",
+    localrule: True
+    conda:
+        SOFTWARE
+    params:
+        tarball=config["viewer"]["niivue"]["tarball"],
+        integrity=config["viewer"]["niivue"]["integrity"],
+    script:
+        "../scripts/viewer_library.py"
+
+
+rule viewer:
+    """An offline NiiVue page of one dataset's and region's 3D masks: the baseline's best, median
+    and worst test case, ground truth and every 3D method's mask as overlays."""
+    input:
+        unpack(get_viewer_inputs),
+    output:
+        report(
+            directory(f"{RESULTS}/viewer/{{region}}/{{dataset}}"),
+            htmlindex="index.html",
+            caption="../report/viewer.rst",
+            category="3D viewer",
+            subcategory="{region}",
+        ),
+    log:
+        f"{LOGS}/viewer/{{region}}.{{dataset}}.log",
+    conda:
+        SOFTWARE
+    resources:
+        mem_mb=memory_per_attempt(4000),
+    params:
+        layout=get_dataset_layout,
+        modalities=get_viewer_modalities,
+        baseline=viewer_baseline(),
+        extra_cases=lambda wildcards: config["viewer"]["cases"].get(
+            wildcards.dataset, []
+        ),
+    script:
+        "../scripts/viewer.py"
+
+
 rule provenance:
     """Package versions, git commit, config digest, seeds, hardware and times of the run."""
     input:

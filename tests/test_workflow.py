@@ -240,7 +240,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert provenance["jobs"]["train_lora_sam/wt.seed2024.log"]["device"] == "cpu"  # each computing job's own node
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
-    assert (workdir / "results/report.html").stat().st_size > 100_000
+    report = (workdir / "results/report.html").read_text()
+    assert len(report) > 100_000 and "3D viewer" in report  # the viewer page travels with the report
 
 
 def test_the_demo_shows_what_the_study_is_about(demo_run):
@@ -413,6 +414,7 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
     first, second = result_files(short_demo_run), result_files(short_demo_rerun)
     assert sorted(first) == sorted(second)
     for name in ("comparison.tsv", "comparison.md", "medsam2/et/brats2019/metrics.tsv", "splits/brats2024.tsv",
+                 "viewer/et/brats2019/index.html",
                  "cases/brats2019.tsv", "slices/brats2024/et/index.tsv", "medsam2/standin/standin-hiera-t.pt",
                  "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
