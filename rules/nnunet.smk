@@ -43,6 +43,7 @@ rule nnunet_preprocess:
         configuration=nnunet.CONFIGURATION,
         verify_integrity=config["nnunet"]["verify_dataset_integrity"],
         base_features=config["nnunet"]["base_features"],
+        split_table=lambda wildcards, input: f"{input.slices}/index.tsv",
     script:
         "../scripts/nnunet_preprocess.py"
 

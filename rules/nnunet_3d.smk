@@ -3,10 +3,10 @@
 
 
 rule nnunet_3d_raw:
-    """The volumes of the cases with the region as an nnU-Net raw dataset (images linked, region labels)."""
+    """Every case's volumes as an nnU-Net raw dataset (images linked, region labels, empty where absent)."""
     input:
         cases=rules.discover_cases.output.cases,
-        slices=slices_dir("{dataset}"),
+        splits=rules.split_cases.output[0],
     output:
         directory(nnunet.raw_folder(NNUNET_3D, NNUNET_3D_DATASET)),
     log:
@@ -24,7 +24,7 @@ rule nnunet_3d_preprocess:
     """nnU-Net fingerprint, 3d_fullres plan and preprocessing; splits_final.json fold 0 = our split."""
     input:
         raw=rules.nnunet_3d_raw.output[0],
-        slices=slices_dir("{dataset}"),
+        splits=rules.split_cases.output[0],
     output:
         directory(nnunet.preprocessed_folder(NNUNET_3D, NNUNET_3D_DATASET)),
     log:
@@ -43,6 +43,7 @@ rule nnunet_3d_preprocess:
         configuration=nnunet.VOLUMES,
         verify_integrity=config["nnunet"]["verify_dataset_integrity"],
         base_features=config["nnunet"]["base_features"],
+        split_table=lambda wildcards, input: input.splits,
     script:
         "../scripts/nnunet_preprocess.py"
 

@@ -1,14 +1,12 @@
 """Rule nnunet_3d_raw: a dataset's volumes as an nnU-Net raw dataset."""
 
-from pathlib import Path
-
 from sambrats import logs
 from sambrats.nnunet import write_raw_volumes
 
 logs.setup(snakemake.log[0])
 write_raw_volumes(
     snakemake.input.cases,
-    Path(snakemake.input.slices) / "index.tsv",
+    snakemake.input.splits,
     snakemake.output[0],
     snakemake.params.layout,
     snakemake.params.channels,

@@ -1,7 +1,5 @@
 """Rule nnunet_preprocess: nnU-Net plan and preprocess, our split as fold 0."""
 
-from pathlib import Path
-
 from sambrats import logs
 from sambrats.nnunet import plan_and_preprocess
 
@@ -9,7 +7,7 @@ logs.setup(snakemake.log[0])
 plan_and_preprocess(
     snakemake.params.root,
     snakemake.params.dataset_id,
-    Path(snakemake.input.slices) / "index.tsv",
+    snakemake.params.split_table,
     snakemake.threads,
     snakemake.params.configuration,
     snakemake.params.verify_integrity,

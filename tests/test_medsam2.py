@@ -219,7 +219,9 @@ def test_real_brats2019_case_end_to_end_through_the_stand_in(real_data, standin,
     assert (tmp_path / "out" / "Brats18_CBICA_AME_1.overlay.png").stat().st_size > 0
 
 
-def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real_data, standin, tmp_path):
+def test_a_case_without_the_region_gets_an_empty_mask_scored_and_listed_with_the_reason(real_data, standin, tmp_path):
+    """No region, no box: the oracle predicts nothing, and the case counts (both empty: Dice 1,
+    HD95 0), without a key-slice row (no slice to compare on), listed in skipped.tsv."""
     cases, settings = real_case_tables(real_data, tmp_path)
     seg = tmp_path / "seg.nii.gz"  # the real case with its enhancing tumour (label 4) relabelled as necrosis
     image = nib.load(cases.iloc[0].seg)
@@ -230,9 +232,13 @@ def test_a_case_without_the_region_is_skipped_with_the_reason_not_the_batch(real
     medsam2.predict_batch(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", None, tmp_path / "out",
                           tmp_path / "out", medsam2.BatchJob("brats2019", "legacy", "t1ce", "et", 0, 1), settings, "cpu")
     skipped = read_tsv(tmp_path / "out" / "skipped.tsv")
-    assert skipped.to_dict("records") == [
-        {"case_id": "Brats18_CBICA_AME_1", "reason": f"Brats18_CBICA_AME_1: region 'et' is empty in {seg}"}]
-    assert read_tsv(tmp_path / "out" / "metrics.tsv").empty
+    assert skipped.to_dict("records") == [{"case_id": "Brats18_CBICA_AME_1", "reason":
+                                           f"region 'et' is empty in {seg}: no box to prompt, an empty mask scored"}]
+    (row,) = read_tsv(tmp_path / "out" / "metrics.tsv").to_dict("records")
+    assert (row["dice"], row["iou"], row["hd95"], row["nsd"], row["area_true"], row["area_pred"]) == (1, 1, 0, 1, 0, 0)
+    assert {str(row[column]) for column in ("key_slice", "key_slice_dice", "prompt_box")} <= {"", "nan"}  # no prompt
+    assert not np.asanyarray(nib.load(tmp_path / "out" / "Brats18_CBICA_AME_1.nii.gz").dataobj).any()
+    assert read_tsv(tmp_path / "out" / "metrics_2d.tsv").empty
     medsam2.collect_batches([tmp_path / "out"], tmp_path / "all", tmp_path / "m.tsv", tmp_path / "m2.tsv",
                             tmp_path / "skipped.tsv")
     assert read_tsv(tmp_path / "skipped.tsv").case_id.tolist() == ["Brats18_CBICA_AME_1"]

@@ -175,7 +175,7 @@ def test_nnunet_curves_from_a_resumed_training(tmp_path):
     assert curves.train_loss.tolist() == [0.5, 0.3, 0.2]
 
 
-def test_raw_volumes_link_the_images_and_label_the_region(tmp_path):
+def test_raw_volumes_link_the_images_and_label_the_region_empty_where_absent(tmp_path):
     write_cohort(tmp_path / "raw", LEGACY, 4, (24, 24, 12), seed=3)
     cases, _ = discover(tmp_path / "raw", LEGACY, "brats2019")
     write_tsv(cases, tmp_path / "cases.tsv")
@@ -194,6 +194,13 @@ def test_raw_volumes_link_the_images_and_label_the_region(tmp_path):
     np.testing.assert_array_equal(label.affine, seg.affine)
     np.testing.assert_array_equal(np.asanyarray(label.dataobj), np.isin(np.asanyarray(seg.dataobj), [1, 4]))
     assert label.get_data_dtype() == np.uint8
+    absent = cases.iloc[1]  # a training case without the region: in the dataset, its label empty
+    seg = nib.load(absent.seg)
+    nib.save(nib.Nifti1Image(np.where(np.isin(np.asanyarray(seg.dataobj), [1, 4]), 2, seg.dataobj).astype(np.uint8),
+                             seg.affine, seg.header), absent.seg)
+    nnunet.write_raw_volumes(tmp_path / "cases.tsv", tmp_path / "index.tsv", out, "legacy", ["t1ce", "flair"], "tc")
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 3
+    assert not np.asanyarray(nib.load(out / "labelsTr" / f"{absent.case_id}.nii.gz").dataobj).any()
 
 
 def test_a_rerun_of_a_finished_or_replanned_training_starts_afresh(tmp_path):

@@ -213,6 +213,25 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     assert "| MedSAM-2 zero-shot, 3D, all cases | brats2024 | wt | t1c volume | 5 |" in report.markdown(table.reset_index())
 
 
+def test_a_region_present_row_for_the_ground_truth_prompted_method_beside_every_test_case():
+    """Cases without the region count in the test rows (an empty mask of the oracle scores 1 there,
+    a false positive of nnU-Net 3D 0); the region-present row leaves them out and is tested on its
+    own cases; the key-slice row (only cases with the region have a slice) narrows no other row."""
+    cases = ["a", "b", "c", "d"]
+    medsam2 = metrics_for("medsam2", "3d", [0.5, 0.6, 0.7, 1.0], cases, split="test")
+    medsam2.loc[3, "area_true"] = 0  # d: no region, no prompt, empty mask
+    nnunet_3d = metrics_for("nnunet_3d", "3d", [0.6, 0.8, 0.9, 0.0], cases, split="test")
+    nnunet_3d.loc[3, "area_true"] = 0
+    key_slice = metrics_for("medsam2", "key_slice", [0.7, 0.8, 0.9], cases[:3], split="test")
+    table = report.comparison_table(pd.concat([medsam2, nnunet_3d, key_slice]), resamples=200, seed=0).set_index("row")
+    assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == table.loc["nnU-Net 3D", "n"] == 4
+    assert table.loc["MedSAM-2 zero-shot, 3D", "dice_mean"] == pytest.approx(0.7)
+    present = table.loc["MedSAM-2 zero-shot, 3D, region present"]
+    assert present.n == 3 and present.dice_mean == pytest.approx(0.6)
+    assert present.p_vs_nnunet == pytest.approx(report.paired_wilcoxon([0.5, 0.6, 0.7], [0.6, 0.8, 0.9]))
+    assert table.loc["MedSAM-2 zero-shot, key slice", "n"] == 3
+
+
 def test_regions_are_compared_and_adjusted_separately():
     wt = metrics_for("nnunet", "", [0.8, 0.9, 0.7]), metrics_for("lora_sam", "gt_box", [0.7, 0.8, 0.6])
     et = metrics_for("nnunet", "", [0.5, 0.6], ["a", "b"]), metrics_for("lora_sam", "gt_box", [0.4, 0.5], ["a", "b"])

@@ -21,22 +21,23 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-
                   "--no-first-run", "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 
-def metrics_rows(method: str, dice_by_case: dict, seed: str = "", split: str = "test") -> list[dict]:
-    return [{"case_id": case, "method": method, "prompt": "3d", "dice": dice, "seed": seed, "split": split}
-            for case, dice in dice_by_case.items()]
+def metrics_rows(method: str, dice_by_case: dict, seed: str = "", split: str = "test", area: int = 100) -> list[dict]:
+    return [{"case_id": case, "method": method, "prompt": "3d", "dice": dice, "seed": seed, "split": split,
+             "area_true": area} for case, dice in dice_by_case.items()]
 
 
-def test_the_baseline_best_median_and_worst_test_cases_over_its_replicates_then_named_ones():
+def test_the_baseline_best_median_and_worst_test_cases_with_the_region_over_its_replicates_then_named_ones():
     metrics = pd.DataFrame(
         metrics_rows("nnunet_3d", {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.7, "e": 0.5}, "2024")
         + metrics_rows("nnunet_3d", {"a": 0.1, "b": 0.1, "c": 0.5, "d": 0.7, "e": 0.5}, "2025")  # a: 0.5 on average
         + metrics_rows("nnunet_3d", {"t": 1.0}, "2024", split="train")  # not a test case
+        + metrics_rows("nnunet_3d", {"n": 1.0}, "2024", area=0)  # no region: an empty mask's Dice 1 is no best case
         + metrics_rows("medsam2", {"b": 0.99, "z": 0.0}))
     # means a 0.5, b 0.1, c 0.5, d 0.7, e 0.5: ordered b, a, c, e, d (ties by case id); median the 3rd
     assert viewer.pick_cases(metrics, "nnunet_3d", ["z", "d"]) == [
         ("d", "best"), ("c", "median"), ("b", "worst"), ("z", "named in the config")]
     assert viewer.pick_cases(metrics, "medsam2") == [("b", "best"), ("z", "worst")]  # two cases: median = worst
-    with pytest.raises(ValueError, match="no test case of the viewer's baseline 'sam'"):
+    with pytest.raises(ValueError, match="no test case with the region of the viewer's baseline 'sam'"):
         viewer.pick_cases(metrics, "sam")
 
 

@@ -218,7 +218,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
-        "nnU-Net 3D", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, all cases", "MedSAM-2 zero-shot, key slice",
+        "nnU-Net 3D", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present", "MedSAM-2 zero-shot, 3D, all cases",
+        "MedSAM-2 zero-shot, key slice",
     ]
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
     assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
@@ -483,7 +484,8 @@ def test_a_checkout_moved_elsewhere_reruns_nothing(short_demo_run, short_demo_co
 
 def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     """The enhancing tumour through every method with short trainings (the short demo): its own
-    slices, models, metrics and comparison rows; cases without it are skipped with a reason."""
+    slices, models, metrics and comparison rows; cases without it have no slice (skipped with a
+    reason) but count in 3D: MedSAM-2's oracle and nnU-Net 3D mask every test case."""
     results = short_demo_run / "results"
     table = read_tsv(results / "comparison.tsv")
     assert set(table.region) == {"et"}
@@ -498,9 +500,21 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
         skipped = read_tsv(results / f"slices/{dataset}/et/skipped.tsv")
         assert len(index) + len(skipped) == len(cases)
         assert skipped.reason.str.contains("region 'et' is empty").all()
-    medsam2 = read_tsv(results / "medsam2/et/brats2019/metrics.tsv")
+    medsam2 = read_tsv(results / "medsam2/et/brats2019/metrics.tsv").set_index("case_id")
     medsam2_skipped = read_tsv(results / "medsam2/et/brats2019/skipped.tsv")
-    assert len(medsam2) + len(medsam2_skipped) == len(read_tsv(results / "cases/brats2019.tsv"))
+    assert len(medsam2) == len(read_tsv(results / "cases/brats2019.tsv"))  # every case, with the region or not
+    absent = medsam2.loc[medsam2_skipped.case_id]
+    assert len(absent) and (absent.area_true == 0).all() and (absent.area_pred == 0).all() and (absent.dice == 1).all()
+    nnunet_3d = read_tsv(results / "nnunet_3d/et/brats2019/seed2024/metrics.tsv")
+    split = read_tsv(results / "splits/brats2019.tsv").set_index("case_id").split
+    test_cases = split.index[split == "test"]
+    assert sorted(nnunet_3d.case_id) == sorted(test_cases)
+    labels = results / "nnunet_3d/et/brats2019/raw/Dataset502_BraTSvolumes/labelsTr"
+    learning = [case for case in absent.index if split[case] != "test"]  # nnU-Net learns that none can be there
+    assert learning and all(not np.asanyarray(nib.load(labels / f"{case}.nii.gz").dataobj).any() for case in learning)
+    rows = table.set_index("row")
+    assert rows.loc["MedSAM-2 zero-shot, 3D", "n"] == len(test_cases)
+    assert rows.loc["MedSAM-2 zero-shot, 3D, region present", "n"] == (nnunet_3d.area_true > 0).sum()
     assert (read_tsv(results / "sam/et/seed2024/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()

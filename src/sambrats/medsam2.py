@@ -236,18 +236,16 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
-class RegionAbsent(ValueError):
-    """A case without the evaluated region: there is no key slice to prompt."""
-
-
 def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, device) -> Segmentation:
-    """MedSAM-2 on one case of the batch (``row``: its cases-table row, modality resolved)."""
+    """MedSAM-2 on one case of the batch (``row``: its cases-table row, modality resolved). The
+    prompt comes from the ground truth: a case without the region has none, and this oracle
+    predicts an empty mask (key and box None), scored by the empty-mask conventions."""
     image, volume = read_volume(Path(row[job.modality]))
     _, seg = load_labels(Path(row["seg"]), get_layout(job.layout))
     truth = region_mask(seg, get_layout(job.layout), job.region)
     key, area = largest_area_slice(truth)
     if area == 0:
-        raise RegionAbsent(f"{row['case_id']}: region {job.region!r} is empty in {row['seg']}")
+        return Segmentation(np.zeros_like(truth), truth, image, None, None, {})
     key_mask = axial_slice(truth, key)
     box = tight_box(key_mask)
     if settings.box_jitter:
@@ -263,19 +261,21 @@ def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, 
 
 
 def case_metrics(case_id: str, job: BatchJob, result: Segmentation, slice_index, mask_file,
-                 tolerance_mm: float) -> tuple[dict, dict]:
+                 tolerance_mm: float) -> tuple[dict, dict | None]:
     """Rows of the 3D table and of the table restricted to the slice dataset's slice (the key
-    slice where the case has none)."""
+    slice where the case has none; no row for a case without the region, which has no slice)."""
     prediction, truth, key = result.prediction, result.truth, result.key
     zooms = result.image.header.get_zooms()[:3]
     voxel_ml = float(np.prod(zooms)) / 1000
     row3d = metrics_row(
         case_id, job.dataset, job.region, "medsam2", "3d", prediction, truth, mask_file, zooms, tolerance_mm,
-        key_slice=key, prompt_box=",".join(map(str, result.box)),
-        key_slice_dice=dice(prediction[:, :, key], truth[:, :, key]),
+        key_slice=key, prompt_box="" if result.box is None else ",".join(map(str, result.box)),
+        key_slice_dice=np.nan if key is None else dice(prediction[:, :, key], truth[:, :, key]),
         volume_true_ml=truth.sum() * voxel_ml, volume_pred_ml=prediction.sum() * voxel_ml,
         slices_predicted=int(prediction.any(axis=(0, 1)).sum()),
     )
+    if key is None:
+        return row3d, None
     k = key if slice_index is None else int(slice_index)
     row2d = metrics_row(case_id, job.dataset, job.region, "medsam2", "key_slice", axial_slice(prediction, k),
                         axial_slice(truth, k), mask_file, axial_spacing(zooms), tolerance_mm, slice_index=k)
@@ -334,16 +334,16 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, pr
     rows3d, rows2d, skipped = [], [], []
     with staged_directory(out_dir) as folder:
         for number, row in enumerate(progress(cases.to_dict("records"), f"MedSAM-2 {job.dataset}", "case")):
-            try:
-                result = segment_case(predictor, row, job, settings, device)
-            except RegionAbsent as absent:
-                log.warning("skipped %s", absent)
-                skipped.append({"case_id": row["case_id"], "reason": str(absent)})
-                continue
+            result = segment_case(predictor, row, job, settings, device)
             save_mask(result.prediction, result.image, folder / f"{row['case_id']}.nii.gz")
             row3d, row2d = case_metrics(row["case_id"], job, result, slice_of.get(row["case_id"]),
                                         Path(predictions_dir) / f"{row['case_id']}.nii.gz", settings.nsd_tolerance_mm)
             rows3d.append({**row3d, "split": row["split"]})
+            if row2d is None:
+                reason = f"region {job.region!r} is empty in {row['seg']}: no box to prompt, an empty mask scored"
+                log.warning("%s: %s", row["case_id"], reason)
+                skipped.append({"case_id": row["case_id"], "reason": reason})
+                continue
             rows2d.append({**row2d, "split": row["split"]})
             log.info("%s: 3D Dice %.4f, key-slice Dice %.4f", row["case_id"], row3d["dice"], row3d["key_slice_dice"])
             if job.index == 0 and number < settings.overlays:

@@ -125,14 +125,15 @@ def write_raw_dataset(slices_dir, cases_path, out_dir, layout_name: str, channel
         (folder / "dataset.json").write_text(json.dumps(description, indent=2))
 
 
-def write_raw_volumes(cases_path, slices_index, out_dir, layout_name: str, channels: list[str],
+def write_raw_volumes(cases_path, split_table, out_dir, layout_name: str, channels: list[str],
                       region: str) -> None:
-    """The volumes of the cases that have the region (those of the slice index) as a raw dataset:
-    every channel a link to the raw image (nnU-Net normalises it itself), the label the region's
-    mask with the seg's affine and header; train and val cases in imagesTr, test cases in imagesTs."""
+    """The volumes of every case of the split table as a raw dataset: every channel a link to the
+    raw image (nnU-Net normalises it itself), the label the region's mask with the seg's affine and
+    header (empty for a case without the region: nnU-Net learns that a volume can hold none); train
+    and val cases in imagesTr, test cases in imagesTs."""
     layout = get_layout(layout_name)
     names = [resolve_modality(layout, channel) for channel in channels]
-    index = read_tsv(slices_index)
+    index = read_tsv(split_table)
     cases = read_tsv(cases_path).set_index("case_id")
     with staged_directory(out_dir) as folder:
         for sub in ("imagesTr", "labelsTr", "imagesTs"):
@@ -162,12 +163,13 @@ def write_region_label(seg_path, layout, region: str, out_path) -> None:
     save_mask(region_mask(seg, layout, region), image, out_path)
 
 
-def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
+def plan_and_preprocess(root, dataset_id: int, split_table, processes: int = 2,
                         configuration: str = CONFIGURATION, verify_integrity: bool = True,
                         base_features: int | None = None) -> None:
     """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` with ``processes``
     workers for both the fingerprint and the preprocessing (nnU-Net's own default spawns 8 for the
-    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split; the
+    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split (the
+    ``split_table``: the slice index of a slice dataset, the split of a volume dataset); the
     planned network narrowed to ``base_features`` in its first stage if given."""
     env = environment(root, processes)
     check = ["--verify_dataset_integrity"] if verify_integrity else []
@@ -175,7 +177,7 @@ def plan_and_preprocess(root, dataset_id: int, slices_index, processes: int = 2,
                                "-np", str(processes), "-npfp", str(processes), *check), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
-    write_split_file(slices_index, folder / "splits_final.json")
+    write_split_file(split_table, folder / "splits_final.json")
     if base_features is not None:
         narrow_network(folder / f"{PLANS}.json", configuration, base_features)
 
@@ -192,11 +194,11 @@ def narrow_network(plans_path, configuration: str, base_features: int) -> None:
     Path(plans_path).write_text(json.dumps(plans, indent=4))
 
 
-def write_split_file(slices_index, out_path) -> None:
+def write_split_file(split_table, out_path) -> None:
     """splits_final.json with one fold: our train cases train, our val cases validate; read from
-    the slice index, so that a case without a slice of the region (in the raw dataset neither)
-    is in no fold."""
-    split = read_tsv(slices_index)
+    the table the raw dataset was written from (a slice dataset's index holds only the cases with
+    a slice of the region)."""
+    split = read_tsv(split_table)
     fold = {name: sorted(split.case_id[split.split == name]) for name in ("train", "val")}
     Path(out_path).write_text(json.dumps([fold], indent=2))
 

@@ -29,7 +29,7 @@ class Row:
     prompt: str
     reference_dice: float | None = None
     reference_iou: float | None = None
-    cases: str = "test"  # "test": the test split, shared by the dataset's rows; "all": every case
+    cases: str = "test"  # "test": the test split, shared by the dataset's rows; "present": its cases with the region; "all": every case
     baseline: str | None = "nnunet"  # the method its paired test is against (None: no test)
 
 
@@ -44,8 +44,10 @@ ROWS = (
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
     Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None),
     Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d", baseline="nnunet_3d"),
+    # its box comes from the ground truth: without the region it predicts nothing, rightly
+    Row("MedSAM-2 zero-shot, 3D, region present", "medsam2", "3d", cases="present", baseline="nnunet_3d"),
     Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None),
-    Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice"),
+    Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present"),
 )
 BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
@@ -141,18 +143,21 @@ def summary(values: pd.Series, resamples: int, seed: int) -> dict[str, float]:
 
 def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
     """The per-case rows of a study row: its method and prompt, on the test split unless ``row.cases``
-    is "all" (a table without a split column holds test cases only)."""
+    is "all" (a table without a split column holds test cases only), and only where the ground
+    truth holds the region if it is "present"."""
     selected = metrics[(metrics.method == row.method) & (metrics.prompt == row.prompt)]
-    if row.cases == "test" and "split" in selected:
+    if row.cases != "all" and "split" in selected:
         selected = selected[selected.split.isna() | selected.split.isin(["", "test"])]
+    if row.cases == "present":
+        selected = selected[selected.area_true > 0]
     return selected
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
                      detector: str = "YOLOv8m") -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
-    every test-split row is computed on the cases all of them share (``n``); an all-cases row on its
-    own cases. ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
+    every test-split row is computed on the cases all of them share (``n``); a region-present or
+    all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline."""
     inputs = inputs or {}
     metrics = with_seeds(metrics)
@@ -168,13 +173,13 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     records = []
     for row, dataset, region in sorted(groups, key=lambda key: (REGIONS.index(key[2]), ROWS.index(key[0]), key[1])):
         group = groups[(row, dataset, region)]
-        if row.cases == "test":
+        if row.cases != "all" and (dataset, region) in common:  # a region-present row: those of the shared cases
             group = group.loc[group.index.isin(common[(dataset, region)])]
         if group.empty:
             continue
         per_case = case_means(group)
         baseline = groups.get((BASELINES[row.baseline], dataset, region)) if row.baseline else None
-        tested = baseline is not None and row.cases == "test"
+        tested = baseline is not None and row.cases != "all"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
                   "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(per_case),

@@ -98,11 +98,11 @@ def fetch_niivue(source: str, integrity: str, out_dir) -> None:
 
 
 def pick_cases(metrics: pd.DataFrame, baseline: str, extra=()) -> list[tuple[str, str]]:
-    """(case, why) for the baseline's worst, median and best test case by Dice averaged over its
-    replicates (ties by case id), then each ``extra`` case; each case once."""
-    rows = metrics[(metrics.method == baseline) & (metrics.split == "test")]
+    """(case, why) for the baseline's worst, median and best test case with the region by Dice
+    averaged over its replicates (ties by case id), then each ``extra`` case; each case once."""
+    rows = metrics[(metrics.method == baseline) & (metrics.split == "test") & (metrics.area_true > 0)]
     if rows.empty:
-        raise ValueError(f"no test case of the viewer's baseline {baseline!r} in the metrics tables")
+        raise ValueError(f"no test case with the region of the viewer's baseline {baseline!r} in the metrics tables")
     dice = rows.groupby("case_id").dice.mean().reset_index().sort_values(["dice", "case_id"], kind="stable")
     ordered = dice.case_id.tolist()
     picked = {ordered[-1]: "best", ordered[(len(ordered) - 1) // 2]: "median", ordered[0]: "worst"}
