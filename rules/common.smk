@@ -286,7 +286,10 @@ def detection_runs():
 
 
 def get_comparison_inputs(wildcards):
-    inputs = {"metrics": method_metrics()}
+    inputs = {
+        "metrics": method_metrics(),
+        "splits": expand(rules.split_cases.output[0], dataset=config["datasets"]),
+    }
     if "yolo_sam" in config["methods"]:
         inputs["detection"] = [
             expand(rules.evaluate_yolo.output[0], region=region, seed=seed)[0]

@@ -30,6 +30,7 @@ rule compare_methods:
         inputs=method_inputs(),
         detection_runs=detection_runs(),
         detector=detector_name(config["yolo"]["model"]),
+        datasets=config["datasets"],
     script:
         "../scripts/compare_methods.py"
 

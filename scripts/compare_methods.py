@@ -15,4 +15,5 @@ write_comparison(
     snakemake.params.notes,
     snakemake.params.inputs,
     snakemake.params.detector,
+    dict(zip(snakemake.params.datasets, snakemake.input.splits)),
 )

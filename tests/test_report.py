@@ -232,6 +232,31 @@ def test_a_region_present_row_for_the_ground_truth_prompted_method_beside_every_
     assert table.loc["MedSAM-2 zero-shot, key slice", "n"] == 3
 
 
+def test_the_patient_is_the_unit_of_the_test_and_of_the_bootstrap():
+    """Two timepoints of one patient are one unit: the test pairs the patients' mean Dice, the
+    bootstrap draws patients with all their cases, n counts patients (cases beside it)."""
+    cases = ["p1-t0", "p1-t1", "p2", "p3", "p4", "p5", "p6"]
+    patients = {("brats2024", case): case.split("-")[0] for case in cases}
+    nnunet = metrics_for("nnunet", "", [0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9], cases)
+    lora = metrics_for("lora_sam", "gt_box", [0.9, 0.7, 0.6, 0.65, 0.75, 0.85, 0.95], cases)
+    table = report.comparison_table(pd.concat([nnunet, lora]), resamples=300, seed=1, patients=patients).set_index("row")
+    row = table.loc["LoRA-SAM + GT box"]
+    assert (row.n, row.n_cases) == (6, 7)
+    assert row.p_vs_nnunet == pytest.approx(report.paired_wilcoxon([0.8, 0.6, 0.65, 0.75, 0.85, 0.95],
+                                                                   [0.5, 0.5, 0.6, 0.7, 0.8, 0.9]))
+    assert row.dice_mean == pytest.approx(np.mean([0.9, 0.7, 0.6, 0.65, 0.75, 0.85, 0.95]))  # over cases, as BraTS
+    clusters = [case.split("-")[0] for case in sorted(cases)]
+    expected = report.bootstrap_ci(lora.set_index("case_id").dice.sort_index(), 300, 1, clusters=clusters)
+    assert (row.dice_ci_low, row.dice_ci_high) == pytest.approx(expected)
+    assert "| LoRA-SAM + GT box | brats2024 | wt |  | 6 (7 cases) |" in report.markdown(table.reset_index())
+    # a patient's cases travel together: here every draw has the mean 0.5, which a draw of cases has not
+    assert report.bootstrap_ci([0.0, 1.0, 0.5], 500, 0, clusters=["a", "a", "b"]) == (0.5, 0.5)
+    assert report.bootstrap_ci([0.0, 1.0, 0.5], 500, 0) != (0.5, 0.5)
+    # one case per patient: the plain bootstrap's draws exactly (tables without timepoints keep their CIs)
+    assert report.bootstrap_ci([0.1, 0.5, 0.9, 0.3], 200, 3, clusters=list("wxyz")) == report.bootstrap_ci(
+        [0.1, 0.5, 0.9, 0.3], 200, 3)
+
+
 def test_regions_are_compared_and_adjusted_separately():
     wt = metrics_for("nnunet", "", [0.8, 0.9, 0.7]), metrics_for("lora_sam", "gt_box", [0.7, 0.8, 0.6])
     et = metrics_for("nnunet", "", [0.5, 0.6], ["a", "b"]), metrics_for("lora_sam", "gt_box", [0.4, 0.5], ["a", "b"])

@@ -53,7 +53,7 @@ BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
-COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n", "replicates"]
+COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n", "n_cases", "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
@@ -63,15 +63,23 @@ TEST_NOTE = ("Training replicates: a trained method's row is over its training s
              "signed-rank test of the per-case Dice, averaged over replicates, against nnU-Net's on the same "
              "cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), Holm-adjusted over the "
              "rows of each dataset and region (the raw p-values are in comparison.tsv); nnU-Net has none "
-             "against itself. 95% CI: seeded percentile bootstrap of the mean over cases.")
+             "against itself. The patient is the unit of the test and of the CI: n counts patients (cases in "
+             "brackets where a patient has several timepoints); the test pairs the patients' Dice (a patient's "
+             "timepoints averaged first), and the 95% CI is a seeded percentile bootstrap of the mean over cases "
+             "that resamples patients, each with all its cases.")
 KEYS = ["method", "prompt", "dataset", "region", "case_id"]  # one case of one row
 
 
-def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean (seeded)."""
+def bootstrap_ci(values, resamples: int, seed: int, level: float = 0.95, clusters=None) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (seeded). With ``clusters`` (one label per
+    value: its patient) whole clusters are drawn, each with all its values, since values within one
+    are not independent; one value per cluster draws exactly what the plain bootstrap draws."""
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    codes = np.arange(len(values)) if clusters is None else pd.factorize(np.asarray(clusters))[0]
+    sums, counts = np.bincount(codes, weights=values), np.bincount(codes)
+    draws = rng.integers(0, len(sums), size=(resamples, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
@@ -134,9 +142,9 @@ def replicate_summary(group: pd.DataFrame) -> dict:
     return record
 
 
-def summary(values: pd.Series, resamples: int, seed: int) -> dict[str, float]:
-    """Mean, sd, median and bootstrap CI of one metric over the cases."""
-    low, high = bootstrap_ci(values, resamples, seed)
+def summary(values: pd.Series, resamples: int, seed: int, clusters=None) -> dict[str, float]:
+    """Mean, sd, median over the cases and bootstrap CI of the mean (``clusters``: the patients)."""
+    low, high = bootstrap_ci(values, resamples, seed, clusters=clusters)
     return {"mean": values.mean(), "sd": values.std(ddof=1) if len(values) > 1 else 0.0,
             "median": values.median(), "ci_low": low, "ci_high": high}
 
@@ -154,12 +162,14 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
-                     detector: str = "YOLOv8m") -> pd.DataFrame:
+                     detector: str = "YOLOv8m", patients=None) -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
     every test-split row is computed on the cases all of them share (``n``); a region-present or
     all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
-    YOLO model that prompted the automatic pipeline."""
+    YOLO model that prompted the automatic pipeline; ``patients``: ``{(dataset, case_id): patient_id}``
+    (a case not in it is its own patient), the unit of the paired test and the bootstrap."""
     inputs = inputs or {}
+    patients = patients or {}
     metrics = with_seeds(metrics)
     groups = {}
     for row in ROWS:
@@ -178,17 +188,19 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         if group.empty:
             continue
         per_case = case_means(group)
+        patient = pd.Series([patients.get((dataset, case), case) for case in per_case.index], index=per_case.index)
         baseline = groups.get((BASELINES[row.baseline], dataset, region)) if row.baseline else None
         tested = baseline is not None and row.cases != "all"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
-                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": len(per_case),
-                  "replicates": group.seed.nunique(),
-                  "p_vs_nnunet": (paired_wilcoxon(per_case.dice, case_means(baseline).loc[per_case.index].dice)
+                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": patient.nunique(),
+                  "n_cases": len(per_case), "replicates": group.seed.nunique(),
+                  "p_vs_nnunet": (paired_wilcoxon(per_case.dice.groupby(patient).mean(),
+                                                  case_means(baseline).loc[per_case.index].dice.groupby(patient).mean())
                                   if tested else np.nan),
                   "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
         for metric in METRICS:
-            for statistic, value in summary(per_case[metric], resamples, seed).items():
+            for statistic, value in summary(per_case[metric], resamples, seed, patient).items():
                 record[f"{metric}_{statistic}"] = value
         record.update(replicate_summary(group))
         records.append(record)
@@ -228,7 +240,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         runs = f" over {r.replicates} replicates" if r.replicates > 1 else ""
         label = r.row + (f" ({int(r.fallbacks)} without detection{runs})" if not np.isnan(r.fallbacks) else "")
         rows.append({
-            "method": label, "dataset": r.dataset, "region": r.region, "input": r.input, "n": str(r.n),
+            "method": label, "dataset": r.dataset, "region": r.region, "input": r.input,
+            "n": str(r.n) if r.n == r.n_cases else f"{r.n} ({r.n_cases} cases)",
             "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}",
             "Dice sd over seeds (replicates)": f"{fmt(r.dice_seed_sd)} ({r.replicates})",
             "Dice median": fmt(r.dice_median),
@@ -269,11 +282,22 @@ def html(table: pd.DataFrame, notes=()) -> str:
             + display_table(table).to_html(index=False, border=1) + paragraphs + "</body></html>\n")
 
 
+def case_patients(split_paths: dict) -> dict[tuple[str, str], str]:
+    """``{(dataset, case_id): patient_id}`` from the split tables, ``{dataset: path}``."""
+    patients = {}
+    for dataset, path in split_paths.items():
+        for row in read_tsv(path).itertuples():
+            patients[(dataset, row.case_id)] = row.patient_id
+    return patients
+
+
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
-                     notes=(), inputs=None, detector: str = "YOLOv8m") -> None:
+                     notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None) -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
-    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed)."""
-    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector)
+    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed);
+    ``split_paths``: ``{dataset: split table}``, whose patients are the statistical unit."""
+    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector,
+                             case_patients(split_paths or {}))
     write_tsv(table, tsv_path)
     detection = None
     if detection_paths:
@@ -285,8 +309,8 @@ def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path
     with staged_file(html_path) as tmp:
         Path(tmp).write_text(html(table, notes))
     for r in table.itertuples():
-        log.info("%s: Dice %.4f (study %s), HD95 %.2f mm, NSD %.4f, n=%d", r.row, r.dice_mean, r.reference_dice,
-                 r.hd95_mean, r.nsd_mean, r.n)
+        log.info("%s: Dice %.4f (study %s), HD95 %.2f mm, NSD %.4f, n=%d patients, %d cases", r.row, r.dice_mean,
+                 r.reference_dice, r.hd95_mean, r.nsd_mean, r.n, r.n_cases)
 
 
 def row_label(method: str, prompt: str) -> str:
