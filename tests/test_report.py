@@ -92,7 +92,7 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     assert table.loc["YOLO11s + LoRA-SAM", "fallbacks"] == 1  # the configured detector, not the study's
     np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
-    assert "YOLO11s + LoRA-SAM (1 without detection) | brats2024 | wt |  | 3 |" in md
+    assert "YOLO11s + LoRA-SAM (1 without detection) | study | brats2024 | wt |  | the slice | 3 |" in md
     assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
     page = report.html(table.reset_index(), notes=["a stand-in <model>"])
     assert "<td>YOLO11s + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
@@ -210,7 +210,10 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     assert np.isnan(table.loc["MedSAM-2 zero-shot, 3D, all cases", "p_vs_nnunet"])  # nnU-Net has no train cases
     assert table.loc["nnU-Net", "n"] == 3  # the all-cases row does not narrow the shared cases
     assert table.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1c volume"
-    assert "| MedSAM-2 zero-shot, 3D, all cases | brats2024 | wt | t1c volume | 5 |" in report.markdown(table.reset_index())
+    markdown = report.markdown(table.reset_index())
+    assert "| MedSAM-2 zero-shot, 3D, all cases | volume | brats2024 | wt | t1c volume | a box on the key slice | 5 |" in markdown
+    assert "| nnU-Net 3D | volume | brats2024 | wt |  | none | 3 |" in markdown  # no ground truth at inference
+    assert "| nnU-Net | study | brats2024 | wt | t2f slice | the slice | 3 |" in markdown  # it chose the slice
 
 
 def test_a_region_present_row_for_the_ground_truth_prompted_method_beside_every_test_case():
@@ -248,7 +251,8 @@ def test_the_patient_is_the_unit_of_the_test_and_of_the_bootstrap():
     clusters = [case.split("-")[0] for case in sorted(cases)]
     expected = report.bootstrap_ci(lora.set_index("case_id").dice.sort_index(), 300, 1, clusters=clusters)
     assert (row.dice_ci_low, row.dice_ci_high) == pytest.approx(expected)
-    assert "| LoRA-SAM + GT box | brats2024 | wt |  | 6 (7 cases) |" in report.markdown(table.reset_index())
+    assert "| LoRA-SAM + GT box | study | brats2024 | wt |  | the slice and its box | 6 (7 cases) |" in report.markdown(
+        table.reset_index())
     # a patient's cases travel together: here every draw has the mean 0.5, which a draw of cases has not
     assert report.bootstrap_ci([0.0, 1.0, 0.5], 500, 0, clusters=["a", "a", "b"]) == (0.5, 0.5)
     assert report.bootstrap_ci([0.0, 1.0, 0.5], 500, 0) != (0.5, 0.5)

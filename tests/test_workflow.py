@@ -218,9 +218,10 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
+        "MedSAM-2 zero-shot, key slice",  # the study protocol's rows, then the volume protocol's
         "nnU-Net 3D", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present", "MedSAM-2 zero-shot, 3D, all cases",
-        "MedSAM-2 zero-shot, key slice",
     ]
+    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 4
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
     assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
     assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}

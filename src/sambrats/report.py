@@ -31,29 +31,36 @@ class Row:
     reference_iou: float | None = None
     cases: str = "test"  # "test": the test split, shared by the dataset's rows; "present": its cases with the region; "all": every case
     baseline: str | None = "nnunet"  # the method its paired test is against (None: no test)
+    protocol: str = "study"  # "study": one ground-truth-chosen slice per case; "volume": whole test volumes
+    truth: str = "the slice"  # what of the ground truth the method used at inference
 
 
-# The study's rows, in the order of its table, with its test Dice / IoU.
+SLICE_BOX = "the slice and its box"
+KEY_SLICE_BOX = "a box on the key slice"
+# The study's rows, in the order of its table, with its test Dice / IoU; then the volume rows.
 ROWS = (
     Row("nnU-Net", "nnunet", "", 0.8687, 0.8024, baseline=None),
-    Row("SAM zero-shot + GT box", "sam_zeroshot", "gt_box"),
-    Row("LoRA-SAM + GT box", "lora_sam", "gt_box", 0.8985, 0.8279),
-    Row("LoRA-SAM + GT box, 10 px jitter", "lora_sam", "gt_box_jitter10", 0.8962, 0.8256),
-    Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157),
+    Row("SAM zero-shot + GT box", "sam_zeroshot", "gt_box", truth=SLICE_BOX),
+    Row("LoRA-SAM + GT box", "lora_sam", "gt_box", 0.8985, 0.8279, truth=SLICE_BOX),
+    Row("LoRA-SAM + GT box, 10 px jitter", "lora_sam", "gt_box_jitter10", 0.8962, 0.8256, truth=SLICE_BOX + " (jittered)"),
+    Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157, truth=SLICE_BOX + " (jittered)"),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
-    Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None),
-    Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d", baseline="nnunet_3d"),
+    Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present", truth=KEY_SLICE_BOX + ", scored on the slice"),
+    Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None, protocol="volume", truth="none"),
+    Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d", baseline="nnunet_3d", protocol="volume", truth=KEY_SLICE_BOX),
     # its box comes from the ground truth: without the region it predicts nothing, rightly
-    Row("MedSAM-2 zero-shot, 3D, region present", "medsam2", "3d", cases="present", baseline="nnunet_3d"),
-    Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None),
-    Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present"),
+    Row("MedSAM-2 zero-shot, 3D, region present", "medsam2", "3d", cases="present", baseline="nnunet_3d",
+        protocol="volume", truth=KEY_SLICE_BOX + " (cases with the region)"),
+    Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None, protocol="volume",
+        truth=KEY_SLICE_BOX),
 )
 BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
-COLUMNS = (["row", "method", "prompt", "dataset", "region", "input", "n", "n_cases", "replicates"]
+COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input", "ground_truth_used", "n", "n_cases",
+            "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
@@ -62,8 +69,11 @@ TEST_NOTE = ("Training replicates: a trained method's row is over its training s
              "comparison.tsv); zero-shot rows have one run. p vs nnU-Net: two-sided paired Wilcoxon "
              "signed-rank test of the per-case Dice, averaged over replicates, against nnU-Net's on the same "
              "cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), Holm-adjusted over the "
-             "rows of each dataset and region (the raw p-values are in comparison.tsv); nnU-Net has none "
-             "against itself. The patient is the unit of the test and of the CI: n counts patients (cases in "
+             "rows of each protocol, dataset and region (the raw p-values are in comparison.tsv); nnU-Net has none "
+             "against itself. Protocol: study = one axial slice per case, the one with the largest ground-truth "
+             "area, so every study row used the ground truth to choose it; volume = whole test volumes, every "
+             "test case (those without the region included). Ground truth used: what of it a row's method saw at "
+             "inference. The patient is the unit of the test and of the CI: n counts patients (cases in "
              "brackets where a patient has several timepoints); the test pairs the patients' Dice (a patient's "
              "timepoints averaged first), and the 95% CI is a seeded percentile bootstrap of the mean over cases "
              "that resamples patients, each with all its cases.")
@@ -192,8 +202,10 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         baseline = groups.get((BASELINES[row.baseline], dataset, region)) if row.baseline else None
         tested = baseline is not None and row.cases != "all"
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
-        record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt, "dataset": dataset, "region": region,
-                  "input": inputs.get(row.method, {}).get(dataset, ""), "n": patient.nunique(),
+        record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt,
+                  "protocol": row.protocol, "dataset": dataset, "region": region,
+                  "input": inputs.get(row.method, {}).get(dataset, ""), "ground_truth_used": row.truth,
+                  "n": patient.nunique(),
                   "n_cases": len(per_case), "replicates": group.seed.nunique(),
                   "p_vs_nnunet": (paired_wilcoxon(per_case.dice.groupby(patient).mean(),
                                                   case_means(baseline).loc[per_case.index].dice.groupby(patient).mean())
@@ -205,7 +217,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         record.update(replicate_summary(group))
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
-    for _, rows in table.groupby(["dataset", "region"]):
+    for _, rows in table.groupby(["protocol", "dataset", "region"]):  # the tests within a protocol
         table.loc[rows.index, "p_vs_nnunet_holm"] = holm(rows.p_vs_nnunet)
     return table
 
@@ -240,7 +252,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         runs = f" over {r.replicates} replicates" if r.replicates > 1 else ""
         label = r.row + (f" ({int(r.fallbacks)} without detection{runs})" if not np.isnan(r.fallbacks) else "")
         rows.append({
-            "method": label, "dataset": r.dataset, "region": r.region, "input": r.input,
+            "method": label, "protocol": r.protocol, "dataset": r.dataset, "region": r.region, "input": r.input,
+            "ground truth used": r.ground_truth_used,
             "n": str(r.n) if r.n == r.n_cases else f"{r.n} ({r.n_cases} cases)",
             "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}",
             "Dice sd over seeds (replicates)": f"{fmt(r.dice_seed_sd)} ({r.replicates})",
