@@ -31,6 +31,7 @@ rule compare_methods:
         detection_runs=detection_runs(),
         detector=detector_name(config["yolo"]["model"]),
         datasets=config["datasets"],
+        study_scope=[config["dataset_2d"], config["comparison"]["study_region"]],
     script:
         "../scripts/compare_methods.py"
 

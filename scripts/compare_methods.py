@@ -16,4 +16,5 @@ write_comparison(
     snakemake.params.inputs,
     snakemake.params.detector,
     dict(zip(snakemake.params.datasets, snakemake.input.splits)),
+    snakemake.params.study_scope,
 )

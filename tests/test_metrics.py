@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sambrats.metrics import METRIC_COLUMNS, dice, iou, metrics_row, metrics_table, surface_metrics, worst_hd95
+from sambrats.metrics import WORST_HD95_MM, METRIC_COLUMNS, dice, iou, metrics_row, metrics_table, surface_metrics
 
 
 def test_dice_and_iou_on_known_masks():
@@ -60,11 +60,11 @@ def test_identical_masks_and_empty_masks():
     assert surface_metrics(truth, truth, (1.0, 1.0, 1.0), 1.0) == (0.0, 1.0)
     empty = np.zeros_like(truth)
     assert surface_metrics(empty, empty, (1.0, 1.0, 1.0), 1.0) == (0.0, 1.0)
-    worst = worst_hd95((30, 30, 8), (1.0, 1.0, 2.0))
-    assert worst == pytest.approx(np.sqrt(30**2 + 30**2 + 16**2))
-    assert surface_metrics(empty, truth, (1.0, 1.0, 2.0), 1.0) == (worst, 0.0)
-    assert surface_metrics(truth, empty, (1.0, 1.0, 2.0), 1.0) == (worst, 0.0)
-    assert worst_hd95((240, 240, 155), (1, 1, 1)) == pytest.approx(373.13, abs=0.01)  # BraTS's worst HD95
+    # a miss: BraTS's worst HD95, the diagonal of its 240 x 240 x 155 volumes at 1 mm, in 3D and 2D alike
+    assert WORST_HD95_MM == pytest.approx(np.sqrt(240**2 + 240**2 + 155**2), abs=0.01)
+    assert surface_metrics(empty, truth, (1.0, 1.0, 2.0), 1.0) == (WORST_HD95_MM, 0.0)
+    assert surface_metrics(truth, empty, (1.0, 1.0, 2.0), 1.0) == (WORST_HD95_MM, 0.0)
+    assert surface_metrics(empty[:, :, 0], truth[:, :, 3], (1.0, 1.0), 1.0) == (WORST_HD95_MM, 0.0)
 
 
 def test_shapes_and_spacing_must_agree():

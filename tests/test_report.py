@@ -270,6 +270,21 @@ def test_regions_are_compared_and_adjusted_separately():
                                                   ("et", "nnU-Net"), ("et", "LoRA-SAM + GT box")]
     assert table.n.tolist() == [3, 3, 2, 2]  # each region on its own shared cases
     assert table.dice_mean.tolist() == pytest.approx([0.8, 0.7, 0.55, 0.45])
+    # the study's numbers stand beside the study's region (and 2D dataset) only
+    scoped = report.comparison_table(metrics, resamples=200, seed=0, study_scope=("brats2024", "wt"))
+    assert scoped.reference_dice.tolist()[:2] == [0.8687, 0.8985] and scoped.reference_dice[2:].isna().all()
+    assert report.comparison_table(metrics, resamples=200, seed=0, study_scope=("brats2019", "wt")).reference_dice.isna().all()
+
+
+def test_the_yolo_table_leads_with_the_test_split_and_the_study_s_figure_is_labelled_val():
+    detection = pd.DataFrame([{"split": split, "region": "wt", "seed": 1, "map50": value, "map50_95": 0.5,
+                               "precision": 0.8, "recall": 0.7} for split, value in (("val", 0.9), ("test", 0.8))])
+    table = report.comparison_table(metrics_for("nnunet", "", [0.8, 0.9, 0.7]), resamples=200, seed=0)
+    lines = report.markdown(table, detection).splitlines()
+    first = lines.index("| YOLO detector | region | replicates | mAP50 | mAP50-95 | precision | recall |")
+    assert lines[first + 2].startswith("| test | wt | 1 | 0.800 |") and lines[first + 3].startswith("| val | wt | 1 | 0.900 |")
+    assert "Study: YOLOv8m mAP50 0.973 (val)." in lines
+    assert "| HD95 mm median |" in lines[0]
 
 
 def test_p_values_below_a_thousandth_never_print_as_zero():

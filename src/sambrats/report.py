@@ -172,12 +172,14 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
-                     detector: str = "YOLOv8m", patients=None) -> pd.DataFrame:
+                     detector: str = "YOLOv8m", patients=None, study_scope=None) -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
     every test-split row is computed on the cases all of them share (``n``); a region-present or
     all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline; ``patients``: ``{(dataset, case_id): patient_id}``
-    (a case not in it is its own patient), the unit of the paired test and the bootstrap."""
+    (a case not in it is its own patient), the unit of the paired test and the bootstrap;
+    ``study_scope``: (dataset, region) the study reported, the only study-protocol rows that get its
+    reference numbers (None: every study-protocol row that has them)."""
     inputs = inputs or {}
     patients = patients or {}
     metrics = with_seeds(metrics)
@@ -210,7 +212,10 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                   "p_vs_nnunet": (paired_wilcoxon(per_case.dice.groupby(patient).mean(),
                                                   case_means(baseline).loc[per_case.index].dice.groupby(patient).mean())
                                   if tested else np.nan),
-                  "fallbacks": fallbacks, "reference_dice": row.reference_dice, "reference_iou": row.reference_iou}
+                  "fallbacks": fallbacks}
+        studied = row.protocol == "study" and (study_scope is None or (dataset, region) == tuple(study_scope))
+        record["reference_dice"] = row.reference_dice if studied else None
+        record["reference_iou"] = row.reference_iou if studied else None
         for metric in METRICS:
             for statistic, value in summary(per_case[metric], resamples, seed, patient).items():
                 record[f"{metric}_{statistic}"] = value
@@ -261,6 +266,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "Dice 95% CI": f"[{fmt(r.dice_ci_low)}, {fmt(r.dice_ci_high)}]",
             "IoU mean ± sd": f"{fmt(r.iou_mean)} ± {fmt(r.iou_sd)}",
             "HD95 mm mean ± sd": f"{fmt(r.hd95_mean, 2)} ± {fmt(r.hd95_sd, 2)}",
+            "HD95 mm median": fmt(r.hd95_median, 2),
             "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
             "p vs nnU-Net (Wilcoxon, Holm)": fmt_p(r.p_vs_nnunet_holm),
             "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
@@ -277,12 +283,13 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=(
     if detection is not None:
         lines += ["", "| YOLO detector | region | replicates | mAP50 | mAP50-95 | precision | recall |",
                   "|---|---|---|---|---|---|---|"]
-        for (split, region), runs in detection.groupby(["split", "region"], sort=False):
+        splits = {"test": 0, "val": 1}  # the test split's detection first, val beside it
+        ordered = detection.sort_values("split", key=lambda column: column.map(splits), kind="stable")
+        for (split, region), runs in ordered.groupby(["split", "region"], sort=False):
             cells = [spread(runs[name], 3) for name in ("map50", "map50_95", "precision", "recall")]
             lines.append(f"| {split} | {region} | {len(runs)} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append("Study: YOLOv8m mAP50 0.973, reported without its split: set it beside both of ours, "
-                     "val and test.")
+        lines.append("Study: YOLOv8m mAP50 0.973 (val).")
     if notes:
         for note in notes:
             lines += ["", f"**Note:** {note}"]
@@ -306,12 +313,13 @@ def case_patients(split_paths: dict) -> dict[tuple[str, str], str]:
 
 
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
-                     notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None) -> None:
+                     notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None, study_scope=None) -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
     saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed);
-    ``split_paths``: ``{dataset: split table}``, whose patients are the statistical unit."""
+    ``split_paths``: ``{dataset: split table}``, whose patients are the statistical unit;
+    ``study_scope``: the (dataset, region) of the study's reference numbers."""
     table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector,
-                             case_patients(split_paths or {}))
+                             case_patients(split_paths or {}), study_scope)
     write_tsv(table, tsv_path)
     detection = None
     if detection_paths:
