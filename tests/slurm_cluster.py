@@ -40,6 +40,16 @@ def install_debian_packages(tools: dict[str, str]) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
+def install_debian_packages_or_skip(tools: dict[str, str], what: str) -> None:
+    """:func:`install_debian_packages`, or skip the calling test, naming ``what`` is missing and why."""
+    import pytest
+
+    try:
+        install_debian_packages(tools)
+    except PackagesUnavailable as reason:
+        pytest.skip(f"{what} is not available: {reason}")
+
+
 def slurm_conf(state: Path, host: str, cpus: int, memory_mb: int) -> str:
     """slurm.conf of one node that claims ``cpus`` and ``memory_mb`` (config_overrides: more than it has,
     like a small GPU node, so the rules' real requests fit; nothing enforces them with task/none)."""

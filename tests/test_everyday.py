@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, job_rules, run_snakemake
-from slurm_cluster import PackagesUnavailable, install_debian_packages
+from slurm_cluster import install_debian_packages_or_skip
 
 pytestmark = pytest.mark.workflow
 
@@ -20,10 +20,7 @@ RULES = set(re.findall(r"^rule (\w+):", RULE_FILES_TEXT, flags=re.MULTILINE))
 
 @pytest.fixture(scope="module")
 def graphviz():
-    try:
-        install_debian_packages({"dot": "graphviz"})
-    except PackagesUnavailable as err:
-        pytest.skip(f"Graphviz is not available: {err}")
+    install_debian_packages_or_skip({"dot": "graphviz"}, "Graphviz")
 
 
 @pytest.mark.parametrize("graph", ["--dag", "--rulegraph"])

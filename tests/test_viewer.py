@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from sambrats import viewer
-from slurm_cluster import PackagesUnavailable, install_debian_packages
+from slurm_cluster import install_debian_packages_or_skip
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
@@ -87,10 +87,7 @@ def test_niivue_is_kept_only_from_the_tarball_of_the_pinned_integrity(tmp_path):
 @pytest.fixture(scope="module")
 def chromium():
     """Debian's Chromium (installed when missing, as the SLURM test installs SLURM)."""
-    try:
-        install_debian_packages({"chromium": "chromium"})
-    except PackagesUnavailable as reason:
-        pytest.skip(f"no headless browser: {reason}")
+    install_debian_packages_or_skip({"chromium": "chromium"}, "a headless browser")
     return shutil.which("chromium")
 
 

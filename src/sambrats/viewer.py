@@ -190,8 +190,9 @@ def tumour_centre_mm(truth: np.ndarray, affine: np.ndarray) -> list[float]:
 
 
 def first_replicate_masks(metrics: pd.DataFrame, case_id: str) -> pd.DataFrame:
-    """Per 3D method, the mask of its first replicate (the only one of a zero-shot method) on a case."""
-    rows = metrics[(metrics.case_id == case_id) & (metrics.prompt == "3d")]
+    """Per method of the (3D) ``metrics``, the mask of its first replicate (the only one of a
+    zero-shot method) on a case."""
+    rows = metrics[metrics.case_id == case_id]
     rows = rows.assign(seed_order=rows.seed.map(lambda seed: int(seed) if seed else -1))
     return rows.sort_values(["method", "seed_order"]).groupby("method", sort=False).head(1)
 
