@@ -63,6 +63,7 @@ include: "rules/yolo.smk"
 include: "rules/nnunet.smk"
 include: "rules/nnunet_3d.smk"
 include: "rules/medsam2.smk"
+include: "rules/evaluation.smk"
 include: "rules/report.smk"
 
 

@@ -1,6 +1,7 @@
 # Config access, wildcard constraints and input functions shared by every rule file.
 
 import functools
+import re
 from pathlib import Path
 
 from sambrats.brats import get_layout, raw_files
@@ -285,9 +286,46 @@ def detection_runs():
     return [(region, seed) for region in config["regions"] for seed in REPLICATES]
 
 
+def volume_runs():
+    """``{folder under results/: (dataset, region)}`` of every 3D run (a method's replicate) of the
+    configured datasets and regions: the folders that hold a per-case metrics table of 3D masks.
+    """
+    runs = {}
+    for pattern in volume_metrics_patterns():
+        for dataset in config["medsam2"]["datasets"]:
+            for region in config["regions"]:
+                for table in expand(
+                    pattern, dataset=dataset, region=region, seed=REPLICATES
+                ):
+                    runs[Path(table).parent.relative_to(RESULTS).as_posix()] = (
+                        dataset,
+                        region,
+                    )
+    return runs
+
+
+def get_lesionwise_inputs(wildcards):
+    """One 3D run's metrics table (its masks), its dataset's case table (the ground truth) and the
+    official evaluation's environment."""
+    dataset, _ = VOLUME_RUNS[wildcards.run]
+    return {
+        "metrics": f"{RESULTS}/{wildcards.run}/metrics.tsv",
+        "cases": expand(rules.discover_cases.output.cases, dataset=dataset)[0],
+        "environment": rules.brats_evaluation_env.output[0],
+    }
+
+
+def lesionwise_tables():
+    """The official lesion-wise metrics of every 3D run, when the config asks for them."""
+    if not config["brats_evaluation"]["enabled"]:
+        return []
+    return [f"{RESULTS}/{run}/lesionwise.tsv" for run in VOLUME_RUNS]
+
+
 def get_comparison_inputs(wildcards):
     inputs = {
         "metrics": method_metrics(),
+        "lesionwise": lesionwise_tables(),
         "splits": expand(rules.split_cases.output[0], dataset=config["datasets"]),
     }
     if "yolo_sam" in config["methods"]:
@@ -372,7 +410,7 @@ def all_targets():
         )
     if method_metrics():
         targets += [rules.compare_methods.output.md, rules.provenance.output[0]]
-    if viewer_metrics_patterns():
+    if volume_metrics_patterns():
         targets += expand(
             rules.viewer.output[0],
             dataset=config["medsam2"]["datasets"],
@@ -388,7 +426,7 @@ def nnunet_3d_configured():
     )
 
 
-def viewer_metrics_patterns():
+def volume_metrics_patterns():
     """The per-case metrics tables of the 3D methods (patterns with dataset, region, seed)."""
     patterns = []
     if nnunet_3d_configured():
@@ -401,7 +439,7 @@ def viewer_metrics_patterns():
 def get_viewer_inputs(wildcards):
     """One dataset's and region's 3D metrics tables (every replicate), its cases and NiiVue."""
     metrics = expand(
-        viewer_metrics_patterns(),
+        volume_metrics_patterns(),
         dataset=wildcards.dataset,
         region=wildcards.region,
         seed=REPLICATES,

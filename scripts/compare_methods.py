@@ -17,4 +17,5 @@ write_comparison(
     snakemake.params.detector,
     dict(zip(snakemake.params.datasets, snakemake.input.splits)),
     snakemake.params.study_scope,
+    snakemake.input.lesionwise,
 )

@@ -19,7 +19,7 @@ import pytest
 from sambrats.outputs import read_tsv
 from sambrats.slices import load_sample
 
-from conftest import REPO, SNAKEMAKE, job_rules
+from conftest import REPO, SNAKEMAKE, job_rules, share_evaluation_environment
 from slurm_cluster import GPU_MODEL, LocalSlurm, PackagesUnavailable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
@@ -77,6 +77,7 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def slurm_runs(cluster, tmp_path_factory, short_demo_run, short_demo_config):
     workdir = tmp_path_factory.mktemp("slurm-run")
+    share_evaluation_environment(workdir)
     (workdir / "strict.yaml").write_text("strict: true\n")
     failed = snakemake_on_slurm(workdir, *short_demo_config, str(workdir / "strict.yaml"))
     jobs_after_failure = cluster.jobs()

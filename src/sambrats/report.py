@@ -57,11 +57,15 @@ ROWS = (
 )
 BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
+# BraTS's official lesion-wise numbers of the 3D rows' test cases (sambrats.lesionwise): their mean over cases.
+LESION_METRICS = ("lesions_tp", "lesions_fp", "lesions_fn", "lesion_dice", "lesion_hd95", "lesion_nsd",
+                  "panoptic_quality", "global_dice", "global_hd95", "global_nsd")
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
 COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input", "ground_truth_used", "n", "n_cases",
             "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
+           + [f"{metric}_mean" for metric in LESION_METRICS]
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
              "over the cases of the per-case values averaged over the replicates (the mean is the mean of the "
@@ -76,7 +80,11 @@ TEST_NOTE = ("Training replicates: a trained method's row is over its training s
              "inference. The patient is the unit of the test and of the CI: n counts patients (cases in "
              "brackets where a patient has several timepoints); the test pairs the patients' Dice (a patient's "
              "timepoints averaged first), and the 95% CI is a seeded percentile bootstrap of the mean over cases "
-             "that resamples patients, each with all its cases.")
+             "that resamples patients, each with all its cases. Lesion-wise (3D rows, test cases): BraTS's "
+             "official evaluation (brats-evaluation, config gli) matches the connected components of the mask "
+             "to those of the ground truth; FP lesions = predicted lesions matching none, per case; PQ = "
+             "panoptic quality, the matched lesions' mean Dice times the F1 of the lesion counts (both 1 "
+             "where neither mask holds the region); every lesion-wise number is in comparison.tsv.")
 KEYS = ["method", "prompt", "dataset", "region", "case_id"]  # one case of one row
 
 
@@ -116,15 +124,23 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def load_metrics(paths) -> pd.DataFrame:
+def load_metrics(paths, lesionwise_paths=()) -> pd.DataFrame:
     """All per-case metrics tables in one frame (empty prompts stay empty strings; ``seed``, the
-    training replicate, as text: empty for a method that is not trained)."""
-    tables = [read_tsv(path) for path in paths]
-    table = pd.concat(tables, ignore_index=True)
-    table["prompt"] = table["prompt"].fillna("").astype(str)
+    training replicate, as text: empty for a method that is not trained), with the official
+    lesion-wise numbers of ``lesionwise_paths`` beside the cases they scored (NaN elsewhere)."""
+    table = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in paths], ignore_index=True)))
     if "fallback" in table:
         table["fallback"] = table["fallback"].fillna("").astype(str)
-    return with_seeds(table)
+    if lesionwise_paths:
+        lesionwise = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in lesionwise_paths],
+                                                       ignore_index=True)))
+        table = table.merge(lesionwise[KEYS + ["seed", *LESION_METRICS]], on=KEYS + ["seed"], how="left",
+                            validate="many_to_one")
+    return table
+
+
+def text_prompts(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(prompt=table["prompt"].fillna("").astype(str))
 
 
 def with_seeds(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -220,6 +236,8 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
             for statistic, value in summary(per_case[metric], resamples, seed, patient).items():
                 record[f"{metric}_{statistic}"] = value
         record.update(replicate_summary(group))
+        for metric in LESION_METRICS:  # over every case of the row, or none
+            record[f"{metric}_mean"] = per_case[metric].mean(skipna=False) if metric in per_case else np.nan
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
     for _, rows in table.groupby(["protocol", "dataset", "region"]):  # the tests within a protocol
@@ -228,8 +246,10 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
 
 
 def case_means(group: pd.DataFrame) -> pd.DataFrame:
-    """A row's per-case metrics (indexed by case id) averaged over its training replicates."""
-    return group.groupby(level="case_id")[list(METRICS)].mean().sort_index()
+    """A row's per-case metrics (indexed by case id, the lesion-wise ones where the frame has them)
+    averaged over its training replicates."""
+    columns = list(METRICS) + [metric for metric in LESION_METRICS if metric in group]
+    return group.groupby(level="case_id")[columns].mean().sort_index()
 
 
 def fmt(value, digits=4) -> str:
@@ -268,6 +288,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "HD95 mm mean ± sd": f"{fmt(r.hd95_mean, 2)} ± {fmt(r.hd95_sd, 2)}",
             "HD95 mm median": fmt(r.hd95_median, 2),
             "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
+            "FP lesions per case": fmt(r.lesions_fp_mean, 2),
+            "PQ (lesion-wise)": fmt(r.panoptic_quality_mean),
             "p vs nnU-Net (Wilcoxon, Holm)": fmt_p(r.p_vs_nnunet_holm),
             "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
         })
@@ -313,12 +335,14 @@ def case_patients(split_paths: dict) -> dict[tuple[str, str], str]:
 
 
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
-                     notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None, study_scope=None) -> None:
+                     notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None, study_scope=None,
+                     lesionwise_paths=()) -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
     saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed);
     ``split_paths``: ``{dataset: split table}``, whose patients are the statistical unit;
-    ``study_scope``: the (dataset, region) of the study's reference numbers."""
-    table = comparison_table(load_metrics(metric_paths), resamples, seed, inputs, detector,
+    ``study_scope``: the (dataset, region) of the study's reference numbers; ``lesionwise_paths``:
+    the official lesion-wise metrics of the 3D runs."""
+    table = comparison_table(load_metrics(metric_paths, lesionwise_paths), resamples, seed, inputs, detector,
                              case_patients(split_paths or {}), study_scope)
     write_tsv(table, tsv_path)
     detection = None

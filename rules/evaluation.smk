@@ -1,0 +1,46 @@
+# BraTS's official lesion-wise metrics (brats-evaluation, AGPL-3.0) of every 3D run, in an
+# environment of its own: its pins (pandas<3, numpy<2.3) are not the workflow's.
+
+# {folder under results/: (dataset, region)} of every 3D run
+VOLUME_RUNS = volume_runs()
+
+
+rule brats_evaluation_env:
+    """brats-evaluation and panoptica, pinned (envs/brats-evaluation.txt), in their own virtual environment."""
+    input:
+        f"{workflow.basedir}/envs/brats-evaluation.txt",
+    output:
+        directory(config["brats_evaluation"]["environment"]),
+    log:
+        f"{LOGS}/brats_evaluation_env/brats_evaluation_env.log",
+    localrule: True  # pip reads the package registry, which compute nodes may not reach
+    conda:
+        SOFTWARE
+    params:
+        python=config["brats_evaluation"]["python"],
+    script:
+        "../scripts/brats_evaluation_env.py"
+
+
+rule lesionwise_metrics:
+    """The official package's lesion-wise and global metrics of one 3D run's test masks."""
+    input:
+        unpack(get_lesionwise_inputs),
+    output:
+        f"{RESULTS}/{{run}}/lesionwise.tsv",
+    log:
+        f"{LOGS}/lesionwise_metrics/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/lesionwise_metrics/{{run}}.tsv"
+    wildcard_constraints:
+        run="|".join(map(re.escape, VOLUME_RUNS)),
+    conda:
+        SOFTWARE
+    threads: 1
+    resources:
+        mem_mb=memory_per_attempt(4000),
+        runtime=120,
+    params:
+        layout=lambda wildcards: dataset_config(VOLUME_RUNS[wildcards.run][0])["layout"],
+    script:
+        "../scripts/lesionwise_metrics.py"
