@@ -4,7 +4,7 @@ import functools
 import re
 from pathlib import Path
 
-from sambrats.brats import get_layout, raw_files
+from sambrats.brats import get_layout, raw_files, resolve_modality
 from sambrats.config import synthetic_root
 from sambrats import nnunet
 from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
@@ -54,13 +54,9 @@ def get_dataset_layout(wildcards):
     return dataset_config(wildcards.dataset)["layout"]
 
 
-def get_dataset_modality(wildcards):
-    """The modality of a dataset's slices."""
-    return dataset_config(wildcards.dataset)["modality"]
-
-
-def get_medsam2_modality(wildcards):
-    return config["medsam2"]["modalities"][wildcards.dataset]
+def get_region_contrasts(wildcards):
+    """The contrasts a region is seen on (`contrasts`): the 2D methods' slices, MedSAM-2's frames."""
+    return config["contrasts"][wildcards.region]
 
 
 def get_raw_root(wildcards):
@@ -195,13 +191,6 @@ def get_medsam2_predictions_dir(wildcards):
     return expand(
         MEDSAM2_PREDICTIONS, region=wildcards.region, dataset=wildcards.dataset
     )[0]
-
-
-def nnunet_channels():
-    """nnU-Net input channels: the configured ones, else the slice dataset's modality."""
-    return config["nnunet"]["channels"] or [
-        dataset_config(config["dataset_2d"])["modality"]
-    ]
 
 
 def medsam2_checkpoint():
@@ -353,22 +342,46 @@ def get_figure_inputs(wildcards):
 
 
 def method_inputs():
-    """What each method saw, by method and dataset, for the comparison table."""
-    slice_input = f"{dataset_config(config['dataset_2d'])['modality']} slice"
+    """What each method saw, by method, dataset and region, for the comparison table."""
+
+    def seen(contrasts, dataset, what):
+        layout = get_layout(dataset_config(dataset)["layout"])
+        return (
+            f"{'+'.join(resolve_modality(layout, name) for name in contrasts)} {what}"
+        )
+
+    def by_region(datasets, text):
+        return {
+            dataset: {region: text(dataset, region) for region in config["regions"]}
+            for dataset in datasets
+        }
+
     two_d = {
-        "nnunet": f"{'+'.join(nnunet_channels())} slice",
-        "sam_zeroshot": f"{slice_input}, GT box",
-        "lora_sam": f"{slice_input}, box as in the row",
+        "nnunet": "slice",
+        "sam_zeroshot": "slice, GT box",
+        "lora_sam": "slice, box as in the row",
     }
-    inputs = {method: {config["dataset_2d"]: text} for method, text in two_d.items()}
-    inputs["nnunet_3d"] = {
-        dataset: f"{'+'.join(config['nnunet']['volumes']['channels'])} volume"
-        for dataset in config["medsam2"]["datasets"]
+    inputs = {
+        method: by_region(
+            [config["dataset_2d"]],
+            lambda dataset, region, what=what: seen(
+                config["contrasts"][region], dataset, what
+            ),
+        )
+        for method, what in two_d.items()
     }
-    inputs["medsam2"] = {
-        dataset: f"{config['medsam2']['modalities'][dataset]} volume, one box on the key slice"
-        for dataset in config["medsam2"]["datasets"]
-    }
+    inputs["nnunet_3d"] = by_region(
+        config["medsam2"]["datasets"],
+        lambda dataset, region: seen(
+            config["nnunet"]["volumes"]["channels"], dataset, "volume"
+        ),
+    )
+    inputs["medsam2"] = by_region(
+        config["medsam2"]["datasets"],
+        lambda dataset, region: seen(
+            config["contrasts"][region], dataset, "volume, one box on the key slice"
+        ),
+    )
     return inputs
 
 
@@ -459,13 +472,15 @@ def viewer_baseline():
 
 
 def get_viewer_modalities(wildcards):
-    """The MRI volumes the 3D methods saw on a dataset: MedSAM-2's, then nnU-Net 3D's channels."""
-    modalities = []
+    """The MRI volumes the 3D methods saw on a dataset and region: MedSAM-2's, then nnU-Net 3D's
+    channels (each once, in the dataset's names)."""
+    names = []
     if "medsam2" in config["methods"]:
-        modalities.append(config["medsam2"]["modalities"][wildcards.dataset])
+        names += config["contrasts"][wildcards.region]
     if nnunet_3d_configured():
-        modalities += config["nnunet"]["volumes"]["channels"]
-    return modalities
+        names += config["nnunet"]["volumes"]["channels"]
+    layout = get_layout(get_dataset_layout(wildcards))
+    return list(dict.fromkeys(resolve_modality(layout, name) for name in names))
 
 
 def weight_outputs():

@@ -87,7 +87,7 @@ rule build_slices:
         runtime=120,
     params:
         layout=get_dataset_layout,
-        modality=get_dataset_modality,
+        contrasts=get_region_contrasts,
         percentiles=config["slices"]["clip_percentiles"],
     script:
         "../scripts/build_slices.py"

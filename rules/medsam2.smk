@@ -51,7 +51,7 @@ rule medsam2_predict:
         gpu=1,
     params:
         layout=get_dataset_layout,
-        modality=get_medsam2_modality,
+        contrasts=get_region_contrasts,
         settings=medsam2_settings(),
         predictions_dir=get_medsam2_predictions_dir,
         n_batches=config["medsam2"]["n_batches"],

@@ -14,7 +14,7 @@ rule nnunet_raw:
         SOFTWARE
     params:
         layout=dataset_config(config["dataset_2d"])["layout"],
-        channels=nnunet_channels(),
+        channels=get_region_contrasts,
         percentiles=config["slices"]["clip_percentiles"],
     script:
         "../scripts/nnunet_raw.py"

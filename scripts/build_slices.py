@@ -10,7 +10,7 @@ write_slice_dataset(
     snakemake.input.splits,
     snakemake.output[0],
     params.layout,
-    params.modality,
+    params.contrasts,
     snakemake.wildcards.region,
     params.percentiles,
     workers=snakemake.threads,

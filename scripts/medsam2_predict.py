@@ -14,7 +14,7 @@ predict_batch(
     Path(snakemake.input.slices) / "index.tsv",
     snakemake.output[0],
     params.predictions_dir,
-    BatchJob(snakemake.wildcards.dataset, params.layout, params.modality, snakemake.wildcards.region,
+    BatchJob(snakemake.wildcards.dataset, params.layout, tuple(params.contrasts), snakemake.wildcards.region,
              int(snakemake.wildcards.batch), params.n_batches),
     MedsamSettings(**params.settings),
     params.device,

@@ -53,7 +53,8 @@ def test_both_shipped_configs_validate():
     [
         ({"seed": "abc"}, "config key seed = 'abc': 'abc' is not of type 'integer'"),
         ({"methods": ["lora_sam", "sam3"]}, "config key methods[1] = 'sam3': 'sam3' is not one of"),
-        ({"data": {"brats2024": {"modality": "dwi"}}}, "config key data.brats2024.modality = 'dwi'"),
+        ({"contrasts": {"tc": ["dwi"]}}, "config key contrasts.tc[0] = 'dwi'"),
+        ({"contrasts": {"wt": ["t1c", "t2f"]}}, "config key contrasts.wt = ['t1c', 't2f']: One MRI contrast, or three"),
         ({"split": {"train": 1.5}}, "config key split.train = 1.5: 1.5 is greater than the maximum of 1"),
         ({"colour": "red"}, "config: Additional properties are not allowed ('colour' was unexpected)"),
     ],

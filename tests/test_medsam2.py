@@ -53,6 +53,16 @@ def undo_normalisation(frames: torch.Tensor) -> np.ndarray:
     return ((frames * std + mean) * 255).numpy()
 
 
+def test_three_contrasts_are_the_frames_channels_each_preprocessed_as_one_alone():
+    rng = np.random.default_rng(4)
+    volumes = [rng.uniform(0, scale, (8, 8, 3)).astype(np.float32) for scale in (1, 50, 900)]
+    frames = medsam2.preprocess(volumes, 16)
+    assert frames.shape == (3, 3, 16, 16)
+    for channel, volume in enumerate(volumes):
+        np.testing.assert_array_equal(frames[:, channel], medsam2.preprocess(volume, 16)[:, channel])
+    assert not np.allclose(frames[:, 0], frames[:, 1])
+
+
 def test_preprocessing_clips_to_non_zero_percentiles_and_keeps_background_zero():
     volume = np.zeros((8, 8, 3), dtype=np.float32)
     volume[2:6, 2:6, :] = np.arange(1, 49, dtype=np.float32).reshape(4, 4, 3)

@@ -198,7 +198,7 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     medsam2["split"] = ["test"] * 3 + ["train"] * 2
     metrics = pd.concat([metrics_for("nnunet", "", [0.1, 0.2, 0.3], test_cases),
                          metrics_for("nnunet_3d", "3d", [0.6, 0.7, 0.8], test_cases), medsam2])
-    inputs = {"nnunet": {"brats2024": "t2f slice"}, "medsam2": {"brats2024": "t1c volume"}}
+    inputs = {"nnunet": {"brats2024": {"wt": "t2f slice"}}, "medsam2": {"brats2024": {"wt": "t1c volume"}}}
     table = report.comparison_table(metrics, resamples=500, seed=0, inputs=inputs).set_index("row")
     assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 3
     assert table.loc["MedSAM-2 zero-shot, 3D", "dice_mean"] == pytest.approx(0.6)

@@ -31,6 +31,15 @@ def tiny_model(seed: int = 0) -> SamModel:
     return SamModel(sam.tiny_sam_config(**TINY))
 
 
+
+def test_one_contrast_fills_the_three_channels_three_contrasts_one_each():
+    grey = np.array([[0.0, 0.5], [1.0, 0.25]], dtype=np.float32)
+    assert np.array_equal(sam.to_rgb(grey), np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[:, :, None], 3, 2))
+    three = np.stack([grey, 1 - grey, np.full_like(grey, 0.2)], axis=-1)
+    rgb = sam.to_rgb(three)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    assert rgb[0, 0].tolist() == [0, 255, 51] and rgb[1, 0].tolist() == [255, 0, 51]
+
 def test_lora_on_sam_vit_base_has_the_papers_trainable_parameter_count():
     model = sam.add_lora(SamModel(SamConfig()), r=8, alpha=16, dropout=0.05, target_modules=PAPER_TARGETS)
     trainable, total = sam.parameter_counts(model)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sambrats.brats import GLI, LEGACY
+from sambrats.brats import GLI, LEGACY, resolve_contrasts
 from sambrats.outputs import read_tsv
 from sambrats.slices import (
     INDEX_COLUMNS,
@@ -18,6 +18,7 @@ from sambrats.slices import (
     load_sample,
     intensity_range,
     normalise,
+    save_sample,
     tight_box,
     write_slice_dataset,
 )
@@ -69,6 +70,33 @@ def write_case(folder, seg, image, case_id="c"):
     nib.save(nib.Nifti1Image(image, np.eye(4)), folder / f"{case_id}-img.nii.gz")
     nib.save(nib.Nifti1Image(seg, np.eye(4)), folder / f"{case_id}-seg.nii.gz")
     return folder / f"{case_id}-img.nii.gz", folder / f"{case_id}-seg.nii.gz"
+
+
+def test_three_contrasts_become_the_channels_of_one_slice_each_normalised_by_its_volume(tmp_path):
+    """contrasts: [t1c, t2w, t2f]: one image [H, W, 3], channel c the slice of contrast c scaled by
+    its own volume's range; the detectors' PNG is RGB, a single contrast's stays grey."""
+    seg = np.zeros((20, 16, 8), dtype=np.uint8)
+    seg[10:15, 4:8, 5] = 2
+    rng = np.random.default_rng(1)
+    volumes = [rng.uniform(1, scale, seg.shape).astype(np.float32) for scale in (10, 100, 1000)]
+    paths = [write_case(tmp_path, seg, volume, case_id=f"c{number}")[0] for number, volume in enumerate(volumes)]
+    seg_path = write_case(tmp_path, seg, volumes[0])[1]
+    sample = extract_slice("c", paths, seg_path, LEGACY, "wt", (0, 100))
+    assert sample.image.shape == (16, 20, 3) and sample.slice_index == 5
+    for channel, volume in enumerate(volumes):
+        expected = normalise(volume[:, :, 5].T, volume.min(), volume.max())
+        np.testing.assert_allclose(sample.image[:, :, channel], expected)
+    single = extract_slice("c", paths[2], seg_path, LEGACY, "wt", (0, 100))
+    np.testing.assert_array_equal(single.image, sample.image[:, :, 2])
+    save_sample(sample, tmp_path)
+    with Image.open(tmp_path / "c.png") as png:
+        assert png.mode == "RGB" and png.size == (20, 16)
+    save_sample(single, tmp_path)
+    with Image.open(tmp_path / "c.png") as png:
+        assert png.mode == "L"
+    with pytest.raises(ValueError, match=r"contrasts \['t1c', 't2f'\]: one contrast, or three"):
+        resolve_contrasts(LEGACY, ["t1c", "t2f"])
+    assert resolve_contrasts(LEGACY, ["t1c", "t2w", "t2f"]) == ["t1ce", "t2", "flair"]
 
 
 def test_extract_slice_on_a_hand_built_case(tmp_path):

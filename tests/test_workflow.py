@@ -226,7 +226,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
     assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
     assert table.set_index("row").loc["nnU-Net", "input"] == "t2f slice"
-    assert table.set_index("row").loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce volume, one box on the key slice"
+    # WT on T2-FLAIR, in each dataset's own name (contrasts.wt)
+    assert table.set_index("row").loc["MedSAM-2 zero-shot, 3D", "input"] == "flair volume, one box on the key slice"
     assert (table.hd95_mean >= 0).all() and table.nsd_mean.between(0, 1).all()
     assert table.p_vs_nnunet_holm[table.method != "nnunet"].notna().any()
     md = (workdir / "results/comparison.md").read_text()
@@ -260,6 +261,23 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
 
 
+def test_every_3d_run_is_scored_lesion_wise_by_the_official_package(demo_run):
+    """Rule lesionwise_metrics on every 3D run (each replicate): every test case, the package's
+    version named; the comparison shows what global Dice hides, nnU-Net 3D's scattered false lesions."""
+    results = demo_run / "results"
+    for run in ("nnunet_3d/wt/brats2019/seed2024", "nnunet_3d/wt/brats2019/seed2025", "medsam2/wt/brats2019"):
+        metrics = read_tsv(results / run / "metrics.tsv").query("split == 'test'")
+        lesions = read_tsv(results / run / "lesionwise.tsv")
+        assert sorted(lesions.case_id) == sorted(metrics.case_id) and len(lesions) >= 12
+        assert (lesions.evaluation == "brats-evaluation 0.0.10 (gli)").all()
+        assert (lesions.lesions_tp >= 0).all() and lesions.panoptic_quality.between(0, 1).all()
+    table = read_tsv(results / "comparison.tsv").set_index("row")
+    baseline, medsam2 = table.loc["nnU-Net 3D"], table.loc["MedSAM-2 zero-shot, 3D"]
+    assert baseline.lesions_fp_mean > 10 * max(medsam2.lesions_fp_mean, 0.1)
+    assert baseline.panoptic_quality_mean < baseline.dice_mean
+    assert np.isnan(table.loc["LoRA-SAM + GT box", "panoptic_quality_mean"])  # a 2D row: not scored by it
+
+
 def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
     results = demo_run / "results"
     cases = read_tsv(results / "cases/brats2019.tsv").set_index("case_id")
@@ -270,12 +288,12 @@ def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
     assert nnunet_3d.dice.between(0, 1).all() and (nnunet_3d.hd95 >= 0).all()
     for case_id in nnunet_3d.case_id:
         predicted = nib.load(results / f"nnunet_3d/wt/brats2019/seed2024/predictions/{case_id}.nii.gz")
-        original = nib.load(demo_run / cases.loc[case_id, "t1ce"])
+        original = nib.load(demo_run / cases.loc[case_id, "flair"])
         np.testing.assert_array_equal(predicted.affine, original.affine)
         assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
     table = read_tsv(results / "comparison.tsv").set_index("row")
     assert table.loc["nnU-Net 3D", "n"] == table.loc["MedSAM-2 zero-shot, 3D", "n"] == len(nnunet_3d)
-    assert table.loc["nnU-Net 3D", "input"] == "t1ce volume"  # what each method saw
+    assert table.loc["nnU-Net 3D", "input"] == "flair volume"  # what each method saw
     assert 0 < float(table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"]) <= 1  # the paired test between them
     history = read_tsv(results / "nnunet_3d/wt/brats2019/seed2024/training_history.tsv")
     assert history.epoch.tolist() == [0]  # the demo's one epoch
@@ -492,6 +510,15 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     table = read_tsv(results / "comparison.tsv")
     assert set(table.region) == {"et"}
     assert {"nnunet", "sam_zeroshot", "lora_sam", "medsam2"} <= set(table.method)
+    # Three contrasts (contrasts.et): the slices' RGB channels, nnU-Net 2D's three, MedSAM-2's frames
+    rows = table.set_index("row")
+    assert rows.loc["LoRA-SAM + GT box", "input"] == "t1c+t2w+t2f slice, box as in the row"
+    assert rows.loc["nnU-Net", "input"] == "t1c+t2w+t2f slice"
+    assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce+t2+flair volume, one box on the key slice"
+    sample = load_sample(results / "slices/brats2024/et", read_tsv(results / "slices/brats2024/et/index.tsv").case_id[0])
+    assert sample.image.ndim == 3 and sample.image.shape[2] == 3
+    dataset = json.loads((results / "nnunet/et/raw/Dataset501_BraTSslices/dataset.json").read_text())
+    assert dataset["channel_names"] == {"0": "t1c", "1": "t2w", "2": "t2f"}
     for dataset, layout in (("brats2024", GLI), ("brats2019", LEGACY)):
         index = read_tsv(results / f"slices/{dataset}/et/index.tsv")
         cases = read_tsv(results / f"cases/{dataset}.tsv")

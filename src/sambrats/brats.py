@@ -144,6 +144,14 @@ def resolve_modality(layout: Layout, modality: str) -> str:
     )
 
 
+def resolve_contrasts(layout: Layout, contrasts) -> list[str]:
+    """The layout's names of one contrast or of a list of one or three (an image's channels)."""
+    names = [contrasts] if isinstance(contrasts, str) else list(contrasts)
+    if len(names) not in (1, 3):
+        raise ValueError(f"contrasts {names}: one contrast, or three (an image's channels)")
+    return [resolve_modality(layout, name) for name in names]
+
+
 def region_mask(seg: np.ndarray, layout: Layout, region: str) -> np.ndarray:
     """Binary mask of a tumour region (see ``REGIONS``) of a seg in the layout's labels."""
     if region not in layout.region_labels:

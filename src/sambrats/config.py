@@ -43,7 +43,10 @@ def describe_schema_error(config: dict, schema_path: str | Path) -> str:
         return "config: invalid (no schema violation found)"
     if error.validator == "additionalProperties":
         return f"config: {error.message} at {key_name(error.absolute_path)}"
-    return f"config key {key_name(error.absolute_path)} = {error.instance!r}: {error.message}"
+    message = error.message
+    if error.validator == "oneOf":  # jsonschema names no branch: say what the key takes
+        message = error.schema.get("description", message)
+    return f"config key {key_name(error.absolute_path)} = {error.instance!r}: {message}"
 
 
 STUDY_HINT = (

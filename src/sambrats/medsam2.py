@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .brats import get_layout, load_labels, read_volume, region_mask, resolve_modality, save_mask
+from .brats import get_layout, load_labels, read_volume, region_mask, resolve_contrasts, save_mask
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
@@ -70,7 +70,7 @@ class BatchJob:
 
     dataset: str
     layout: str
-    modality: str
+    contrasts: tuple[str, ...]  # one, or three (the frames' channels)
     region: str
     index: int
     count: int
@@ -151,16 +151,22 @@ def load_predictor(checkpoint, image_size: int, device: torch.device, checkpoint
     return predictor.to(device).eval()
 
 
-def preprocess(volume: np.ndarray, image_size: int, percentiles=(0.5, 99.5)) -> torch.Tensor:
-    """MedSAM-2's MRI preprocessing: frames [D, 3, S, S] from a volume [i, j, k].
+def preprocess(volume, image_size: int, percentiles=(0.5, 99.5)) -> torch.Tensor:
+    """MedSAM-2's MRI preprocessing: frames [D, 3, S, S] from a volume [i, j, k] (its slices in all
+    three channels), or from a sequence of three volumes of one case (one per channel).
 
     Clip to the percentiles of the non-zero voxels, rescale to 0-255 (background stays 0), each
     axial slice (row = j, column = i) resized bicubically to S, three channels, /255, ImageNet norm.
     """
-    scaled = normalise(volume, *intensity_range(volume, percentiles)) * 255
-    frames = torch.from_numpy(np.ascontiguousarray(np.transpose(scaled, (2, 1, 0)))).float()
-    frames = F.interpolate(frames[:, None], size=(image_size, image_size), mode="bicubic", align_corners=False)
-    frames = frames.clamp(0, 255).repeat(1, 3, 1, 1) / 255
+    volumes = [volume] if isinstance(volume, np.ndarray) else list(volume)
+    channels = []
+    for one in volumes:
+        scaled = normalise(one, *intensity_range(one, percentiles)) * 255
+        frames = torch.from_numpy(np.ascontiguousarray(np.transpose(scaled, (2, 1, 0)))).float()
+        channels.append(F.interpolate(frames[:, None], size=(image_size, image_size), mode="bicubic",
+                                      align_corners=False))
+    frames = channels[0].repeat(1, 3, 1, 1) if len(channels) == 1 else torch.cat(channels, dim=1)
+    frames = frames.clamp(0, 255) / 255
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (frames - mean) / std
@@ -237,10 +243,11 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, device) -> Segmentation:
-    """MedSAM-2 on one case of the batch (``row``: its cases-table row, modality resolved). The
+    """MedSAM-2 on one case of the batch (``row``: its cases-table row, contrasts resolved). The
     prompt comes from the ground truth: a case without the region has none, and this oracle
     predicts an empty mask (key and box None), scored by the empty-mask conventions."""
-    image, volume = read_volume(Path(row[job.modality]))
+    image, volume = read_volume(Path(row[job.contrasts[0]]))
+    volumes = [volume] + [read_volume(Path(row[name]))[1] for name in job.contrasts[1:]]
     _, seg = load_labels(Path(row["seg"]), get_layout(job.layout))
     truth = region_mask(seg, get_layout(job.layout), job.region)
     key, area = largest_area_slice(truth)
@@ -250,7 +257,7 @@ def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, 
     box = tight_box(key_mask)
     if settings.box_jitter:
         box = seeded_jitter(box, settings.box_jitter, key_mask.shape, settings.seed, row["case_id"])
-    frames = preprocess(volume, settings.image_size, settings.clip_percentiles)
+    frames = preprocess(volumes, settings.image_size, settings.clip_percentiles)
     height, width = volume.shape[1], volume.shape[0]
     masks, visits = propagate(predictor, frames, height, width, key, box, device,
                               settings.offload_video_to_cpu, settings.offload_state_to_cpu, settings.encoder_batch)
@@ -329,7 +336,7 @@ def predict_batch(checkpoint, cases_path, splits_path, slices_index, out_dir, pr
     seed_everything(settings.seed)
     predictor = load_predictor(checkpoint, settings.image_size, device, settings.checkpoint_image_size)
     cases = batch_cases(read_tsv(cases_path), read_tsv(splits_path), job.index, job.count)
-    job = replace(job, modality=resolve_modality(get_layout(job.layout), job.modality))
+    job = replace(job, contrasts=tuple(resolve_contrasts(get_layout(job.layout), job.contrasts)))
     slice_of = slice_indices(slices_index)
     rows3d, rows2d, skipped = [], [], []
     with staged_directory(out_dir) as folder:

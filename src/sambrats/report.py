@@ -191,7 +191,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                      detector: str = "YOLOv8m", patients=None, study_scope=None) -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
     every test-split row is computed on the cases all of them share (``n``); a region-present or
-    all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: text}}``; ``detector``: the
+    all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: {region: text}}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline; ``patients``: ``{(dataset, case_id): patient_id}``
     (a case not in it is its own patient), the unit of the paired test and the bootstrap;
     ``study_scope``: (dataset, region) the study reported, the only study-protocol rows that get its
@@ -222,7 +222,8 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt,
                   "protocol": row.protocol, "dataset": dataset, "region": region,
-                  "input": inputs.get(row.method, {}).get(dataset, ""), "ground_truth_used": row.truth,
+                  "input": inputs.get(row.method, {}).get(dataset, {}).get(region, ""),
+                  "ground_truth_used": row.truth,
                   "n": patient.nunique(),
                   "n_cases": len(per_case), "replicates": group.seed.nunique(),
                   "p_vs_nnunet": (paired_wilcoxon(per_case.dice.groupby(patient).mean(),

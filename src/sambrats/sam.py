@@ -104,9 +104,10 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects."""
+    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects: one contrast [H, W] in all
+    three channels, three contrasts [H, W, 3] one per channel."""
     pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    return np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
 def prepare(processor: SamProcessor, images: list[np.ndarray], boxes=None) -> dict:

@@ -8,6 +8,8 @@ Conventions, used by every method:
 * Boxes are ``x0, y0, x1, y1`` in pixels, inclusive, with x = column and y = row.
 * Intensities are normalised per volume: clipped to the given percentiles of the brain voxels
   (non-zero voxels of the skull-stripped volume), scaled to [0, 1]; background stays 0.
+* A slice shows one contrast ([H, W]) or three as the channels of one image ([H, W, 3]), each
+  normalised by its own volume (``contrasts`` of the config, per region).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .brats import Layout, get_layout, load_labels, read_volume, region_mask, resolve_modality
+from .brats import Layout, get_layout, load_labels, read_volume, region_mask, resolve_contrasts
 from .outputs import read_tsv, staged_directory, write_tsv
 from .parallel import map_cases
 
@@ -34,7 +36,7 @@ INDEX_COLUMNS = ["case_id", "split", "slice_index", "area", "x0", "y0", "x1", "y
 class SliceSample:
     case_id: str
     slice_index: int
-    image: np.ndarray  # float32 [H, W] in [0, 1]
+    image: np.ndarray  # float32 [H, W] (one contrast) or [H, W, 3] (three) in [0, 1]
     mask: np.ndarray  # uint8 [H, W] in {0, 1}
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 inclusive
     spacing: tuple[float, float] = (1.0, 1.0)  # mm per row, mm per column
@@ -88,19 +90,21 @@ def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def extract_slice(
     case_id: str,
-    image_path: Path,
+    image_paths,
     seg_path: Path,
     layout: Layout,
     region: str,
     percentiles: tuple[float, float],
 ) -> SliceSample:
-    """The largest-area axial slice of one case, normalised, with its mask and box."""
+    """The largest-area axial slice of one case, normalised, with its mask and box; ``image_paths``:
+    the volume of one contrast, or those of three (the image's channels, in that order)."""
     seg_image, seg = load_labels(Path(seg_path), layout)
     mask3d = region_mask(seg, layout, region)
     k, area = largest_area_slice(mask3d)
     if area == 0:
         raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
-    image = slice_image(image_path, k, percentiles)
+    paths = [image_paths] if isinstance(image_paths, (str, Path)) else list(image_paths)
+    image = contrast_slice(paths, k, percentiles)
     mask = axial_slice(mask3d, k).astype(np.uint8)
     return SliceSample(case_id, k, image, mask, tight_box(mask), axial_spacing(seg_image.header.get_zooms()))
 
@@ -111,8 +115,15 @@ def slice_image(image_path, k: int, percentiles: tuple[float, float]) -> np.ndar
     return normalise(axial_slice(volume, k), *intensity_range(volume, percentiles))
 
 
+def contrast_slice(image_paths, k: int, percentiles: tuple[float, float]) -> np.ndarray:
+    """Slice ``k`` of one contrast [H, W], or of three as one image's channels [H, W, 3]."""
+    images = [slice_image(path, k, percentiles) for path in image_paths]
+    return images[0] if len(images) == 1 else np.stack(images, axis=-1)
+
+
 def save_sample(sample: SliceSample, folder: Path) -> None:
-    """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors."""
+    """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors
+    (grey for one contrast, RGB for three)."""
     np.savez_compressed(
         folder / f"{sample.case_id}.npz",
         image=sample.image,
@@ -122,7 +133,7 @@ def save_sample(sample: SliceSample, folder: Path) -> None:
         spacing=np.asarray(sample.spacing, dtype=np.float64),
     )
     pixels = np.round(sample.image * 255).astype(np.uint8)
-    Image.fromarray(pixels, mode="L").save(folder / f"{sample.case_id}.png")
+    Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(folder / f"{sample.case_id}.png")
 
 
 def load_sample(folder: Path, case_id: str) -> SliceSample:
@@ -154,16 +165,17 @@ def build_slice_dataset(
     splits: pd.DataFrame,
     folder: Path,
     layout: Layout,
-    modality: str,
+    contrasts: list[str],
     region: str,
     percentiles: tuple[float, float],
     workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write every case's slice into ``folder``; return (index table, skipped cases with reasons)."""
+    """Write every case's slice of ``contrasts`` (the layout's names of one or three) into
+    ``folder``; return (index table, skipped cases with reasons)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (row.case_id, row[modality], row.seg, layout, region, tuple(percentiles), folder)
+        (row.case_id, [row[name] for name in contrasts], row.seg, layout, region, tuple(percentiles), folder)
         for _, row in cases.iterrows()
     ]
     rows = map_cases(_extract_and_save, jobs, workers, "extracting slices")
@@ -181,12 +193,13 @@ def write_slice_dataset(
     splits_path,
     out_dir,
     layout_name: str,
-    modality: str,
+    contrasts,
     region: str,
     percentiles,
     workers: int = 1,
 ) -> None:
-    """Build the slice folder (npz, png, index.tsv, skipped.tsv); it appears only when complete."""
+    """Build the slice folder (npz, png, index.tsv, skipped.tsv) of one contrast or a list of one or
+    three (either layout's names); it appears only when complete."""
     layout = get_layout(layout_name)
     with staged_directory(out_dir) as folder:
         index, skipped = build_slice_dataset(
@@ -194,7 +207,7 @@ def write_slice_dataset(
             read_tsv(splits_path),
             folder,
             layout,
-            resolve_modality(layout, modality),
+            resolve_contrasts(layout, contrasts),
             region,
             tuple(percentiles),
             workers,
