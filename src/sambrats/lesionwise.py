@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import brats
 from .metrics import WORST_HD95_MM
-from .outputs import staged_directory, write_tsv
+from .outputs import read_tsv, staged_directory, write_tsv
 from .processes import run_logged
 from .progress import progress
 
@@ -126,14 +126,14 @@ def lesionwise_table(results: dict, metrics: pd.DataFrame) -> pd.DataFrame:
 def score_run(metrics_path, cases_path, layout_name: str, environment, out_path) -> None:
     """The official lesion-wise metrics of one run's test masks (``metrics_path``: its per-case
     table, whose ``mask_file`` column names them) into ``out_path``."""
-    metrics = pd.read_csv(metrics_path, sep="\t", keep_default_na=False, na_values=[""])
+    metrics = read_tsv(metrics_path)
     if "split" in metrics:
         metrics = metrics[metrics.split == "test"]
     if "seed" not in metrics:
         metrics = metrics.assign(seed="")
     if metrics.empty:
         raise ValueError(f"{metrics_path} holds no test case to score")
-    cases = pd.read_csv(cases_path, sep="\t")
+    cases = read_tsv(cases_path)
     layout = brats.get_layout(layout_name)
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lesionwise.", dir=Path(out_path).parent) as scratch:
