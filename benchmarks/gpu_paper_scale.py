@@ -217,7 +217,7 @@ def nnunet(tiny: bool, device, steps: int) -> None:
 
         step()
         settings = volumes if configuration == "3d_fullres" else PAPER["nnunet"]
-        rule = "train_nnunet_3d" if configuration == "3d_fullres" else "train_nnunet"
+        rule = "train_nnunet_volumes" if configuration == "3d_fullres" else "train_nnunet"
         with measured(device, f"nnU-Net {configuration}, patch {'x'.join(map(str, patch))}, batch {batch}", steps,
                       settings["epochs"] * settings["iterations_per_epoch"], rule):
             for _ in range(steps):

@@ -26,6 +26,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     region="|".join(config["regions"]),
     seed="|".join(str(seed) for seed in REPLICATES),
+    configuration="2d|3d_fullres",
 
 
 def get_replicate_seed(wildcards):
@@ -147,11 +148,39 @@ def get_sam_prompt_inputs(wildcards):
     if "yolo_sam" not in config["methods"]:
         return {}
     return {
-        "yolo_boxes": expand(
-            rules.predict_yolo_boxes.output.chosen,
-            region=wildcards.region,
-            seed=wildcards.seed,
-        )[0]
+        "yolo_boxes": expand(rules.predict_yolo_boxes.output.chosen, **wildcards)[0]
+    }
+
+
+# The volume protocol's prompts of LoRA-SAM (sambrats.sam_volumes) and the method each comes with.
+VOLUME_PROMPTS = {"box_per_slice": "lora_sam", "yolo_per_slice": "yolo_sam"}
+
+
+def volume_prompts():
+    """LoRA-SAM's volume prompts of the configured methods."""
+    return [
+        prompt
+        for prompt, method in VOLUME_PROMPTS.items()
+        if method in config["methods"]
+    ]
+
+
+def get_volume_prompt_inputs(wildcards):
+    """The detector's weights for the automatic prompt (trained on the same dataset and seed)."""
+    if wildcards.prompt != "yolo_per_slice":
+        return {}
+    return {"detector": expand(rules.train_yolo.output.weights, **wildcards)[0]}
+
+
+def get_volume_detector(wildcards, input):
+    """sambrats.sam_volumes.Detector of the automatic prompt; None for the oracle."""
+    if wildcards.prompt != "yolo_per_slice":
+        return None
+    return {
+        "weights": input.detector,
+        "imgsz": config["yolo"]["imgsz"],
+        "conf": config["yolo"]["conf"],
+        "config_dir": YOLO_CONFIG_DIR,
     }
 
 
@@ -170,15 +199,17 @@ def get_nnunet_root(wildcards):
     return expand(NNUNET, region=wildcards.region)[0]
 
 
-NNUNET_3D = f"{RESULTS}/nnunet_3d/{{region}}/{{dataset}}"  # nnU-Net's own root per region and dataset
-NNUNET_3D_DATASET = nnunet.dataset_name(
+# nnU-Net's own root of the volume protocol per region and dataset; one run per configuration and seed.
+NNUNET_VOLUMES = f"{RESULTS}/nnunet_volumes/{{region}}/{{dataset}}"
+NNUNET_VOLUMES_RUN = f"{NNUNET_VOLUMES}/{{configuration}}/seed{{seed}}"
+NNUNET_VOLUMES_DATASET = nnunet.dataset_name(
     config["nnunet"]["volumes"]["dataset_id"],
     config["nnunet"]["volumes"]["dataset_name"],
 )
 
 
-def get_nnunet_3d_root(wildcards):
-    return expand(NNUNET_3D, region=wildcards.region, dataset=wildcards.dataset)[0]
+def get_nnunet_volumes_root(wildcards):
+    return expand(NNUNET_VOLUMES, region=wildcards.region, dataset=wildcards.dataset)[0]
 
 
 MEDSAM2 = f"{RESULTS}/medsam2"
@@ -226,24 +257,30 @@ def get_method_metrics(method):
     ``{seed}``), as the rules that write them declare them: a method joins the comparison
     through them."""
     if method == "nnunet":
-        configurations = config["nnunet"]["configurations"]
-        return (
-            [rules.predict_nnunet.output.metrics] if "2d" in configurations else []
-        ) + (
-            expand(
-                rules.predict_nnunet_3d.output.metrics,
-                dataset=config["medsam2"]["datasets"],
-                allow_missing=True,
-            )
-            if "3d_fullres" in configurations
+        study = (
+            [rules.predict_nnunet.output.metrics]
+            if "2d" in config["nnunet"]["configurations"]
             else []
         )
+        return study + expand(
+            nnunet_volume_metrics(),
+            dataset=config["volume_datasets"],
+            allow_missing=True,
+        )
     if method in ("lora_sam", "yolo_sam"):
-        return [rules.predict_sam.output.metrics]
+        prompts = [
+            prompt for prompt, owner in VOLUME_PROMPTS.items() if owner == method
+        ]
+        return study_2d([rules.predict_sam.output.metrics]) + expand(
+            rules.score_sam_volumes.output[0],
+            dataset=config["volume_datasets"],
+            prompt=prompts,
+            allow_missing=True,
+        )
     collect = rules.medsam2_collect.output
     return expand(
         [collect.metrics, collect.metrics_2d],
-        dataset=config["medsam2"]["datasets"],
+        dataset=config["volume_datasets"],
         allow_missing=True,
     )
 
@@ -251,11 +288,11 @@ def get_method_metrics(method):
 def get_method_targets(method):
     """A method's outputs beyond its metrics tables (patterns with ``{region}``, ``{seed}``)."""
     if method == "yolo_sam":
-        return [rules.evaluate_yolo.output[0]]
+        return study_2d([rules.evaluate_yolo.output[0]])
     if method == "medsam2":
         return expand(
             rules.medsam2_collect.output.predictions,
-            dataset=config["medsam2"]["datasets"],
+            dataset=config["volume_datasets"],
             allow_missing=True,
         )
     return []
@@ -270,8 +307,14 @@ def method_metrics(region=None):
     return list(dict.fromkeys(expand(patterns, region=regions, seed=REPLICATES)))
 
 
+def study_2d(patterns):
+    """Patterns of a 2D method's outputs on the study protocol's dataset (``{region}``, ``{seed}`` left)."""
+    return expand(patterns, dataset=config["dataset_2d"], allow_missing=True)
+
+
 def detection_runs():
-    """(region, seed) of every YOLO replicate, in the order of the comparison's detection input."""
+    """(region, seed) of every YOLO replicate of the study, in the order of the comparison's
+    detection input."""
     return [(region, seed) for region in config["regions"] for seed in REPLICATES]
 
 
@@ -281,7 +324,7 @@ def volume_runs():
     """
     runs = {}
     for pattern in volume_metrics_patterns():
-        for dataset in config["medsam2"]["datasets"]:
+        for dataset in config["volume_datasets"]:
             for region in config["regions"]:
                 for table in expand(
                     pattern, dataset=dataset, region=region, seed=REPLICATES
@@ -319,7 +362,7 @@ def get_comparison_inputs(wildcards):
     }
     if "yolo_sam" in config["methods"]:
         inputs["detection"] = [
-            expand(rules.evaluate_yolo.output[0], region=region, seed=seed)[0]
+            expand(study_2d(rules.evaluate_yolo.output[0]), region=region, seed=seed)[0]
             for region, seed in detection_runs()
         ]
     return inputs
@@ -336,7 +379,12 @@ def get_figure_inputs(wildcards):
     if "nnunet" in config["methods"] and "2d" in config["nnunet"]["configurations"]:
         logs["nnunet_history"] = rules.train_nnunet.output.history
     return {"metrics": method_metrics(wildcards.region)} | {
-        name: expand(pattern, region=wildcards.region, seed=REPLICATES[0])[0]
+        name: expand(
+            pattern,
+            region=wildcards.region,
+            seed=REPLICATES[0],
+            dataset=config["dataset_2d"],
+        )[0]
         for name, pattern in logs.items()
     }
 
@@ -370,14 +418,25 @@ def method_inputs():
         )
         for method, what in two_d.items()
     }
-    inputs["nnunet_3d"] = by_region(
-        config["medsam2"]["datasets"],
-        lambda dataset, region: seen(
-            config["nnunet"]["volumes"]["channels"], dataset, "volume"
-        ),
-    )
+    for method, what in (
+        ("lora_sam_volume", "slices of the volume, a GT box on each"),
+        ("yolo_sam_volume", "slices of the volume, YOLO's box on each"),
+    ):
+        inputs[method] = by_region(
+            config["volume_datasets"],
+            lambda dataset, region, what=what: seen(
+                config["contrasts"][region], dataset, what
+            ),
+        )
+    for method in ("nnunet_2d", "nnunet_3d"):
+        inputs[method] = by_region(
+            config["volume_datasets"],
+            lambda dataset, region: seen(
+                config["nnunet"]["volumes"]["channels"], dataset, "volume"
+            ),
+        )
     inputs["medsam2"] = by_region(
-        config["medsam2"]["datasets"],
+        config["volume_datasets"],
         lambda dataset, region: seen(
             config["contrasts"][region], dataset, "volume, one box on the key slice"
         ),
@@ -426,7 +485,7 @@ def all_targets():
     if volume_metrics_patterns():
         targets += expand(
             rules.viewer.output[0],
-            dataset=config["medsam2"]["datasets"],
+            dataset=config["volume_datasets"],
             region=config["regions"],
         )
     return list(dict.fromkeys(targets))
@@ -439,11 +498,24 @@ def nnunet_3d_configured():
     )
 
 
+def nnunet_volume_metrics():
+    """nnU-Net's volume-protocol metrics tables, one per configured configuration (patterns with
+    dataset, region, seed)."""
+    if "nnunet" not in config["methods"]:
+        return []
+    return expand(
+        rules.predict_nnunet_volumes.output.metrics,
+        configuration=config["nnunet"]["configurations"],
+        allow_missing=True,
+    )
+
+
 def volume_metrics_patterns():
-    """The per-case metrics tables of the 3D methods (patterns with dataset, region, seed)."""
-    patterns = []
-    if nnunet_3d_configured():
-        patterns.append(rules.predict_nnunet_3d.output.metrics)
+    """The per-case metrics tables of the volume protocol's methods (patterns with dataset, region,
+    seed)."""
+    patterns = nnunet_volume_metrics() + expand(
+        rules.score_sam_volumes.output[0], prompt=volume_prompts(), allow_missing=True
+    )
     if "medsam2" in config["methods"]:
         patterns.append(rules.medsam2_collect.output.metrics)
     return patterns

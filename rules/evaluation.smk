@@ -1,5 +1,37 @@
+# Scoring masks: our per-case metrics of masks written by a rule that does not score them, and
 # BraTS's official lesion-wise metrics (brats-evaluation, AGPL-3.0) of every 3D run, in an
 # environment of its own: its pins (pandas<3, numpy<2.3) are not the workflow's.
+
+
+rule score_sam_volumes:
+    """Per-case 3D metrics of LoRA-SAM's masks of every test volume against the ground truth, and the
+    slice-level detection of its prompts (which slices got a box)."""
+    input:
+        masks=rules.predict_sam_volumes.output.masks,
+        prompts=rules.predict_sam_volumes.output.prompts,
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        f"{SAM_VOLUMES}/metrics.tsv",
+    log:
+        f"{LOGS}/score_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/score_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.tsv"
+    wildcard_constraints:
+        prompt="|".join(VOLUME_PROMPTS),
+    conda:
+        SOFTWARE
+    threads: 1
+    resources:
+        mem_mb=memory_per_attempt(4000),
+        runtime=60,
+    params:
+        layout=get_dataset_layout,
+        method="lora_sam",
+        nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
+    script:
+        "../scripts/score_volumes.py"
+
 
 # {folder under results/: (dataset, region)} of every 3D run
 VOLUME_RUNS = volume_runs()

@@ -40,9 +40,11 @@ rule nnunet_preprocess:
     params:
         root=get_nnunet_root,
         dataset_id=config["nnunet"]["dataset_id"],
-        configuration=nnunet.CONFIGURATION,
+        configurations=[nnunet.CONFIGURATION],
         verify_integrity=config["nnunet"]["verify_dataset_integrity"],
         base_features=config["nnunet"]["base_features"],
+        target_spacing_mm=None,  # the slices' own 1 mm
+        batch_size_2d=None,  # nnU-Net's plan
         split_table=lambda wildcards, input: f"{input.slices}/index.tsv",
     script:
         "../scripts/nnunet_preprocess.py"

@@ -1,7 +1,7 @@
 # LoRA-SAM: the demo stand-in base model, LoRA training, inference for every prompt mode.
 
 SAM = f"{RESULTS}/sam"
-SAM_RUN = f"{SAM}/{{region}}/seed{{seed}}"  # one training replicate of a region
+SAM_RUN = f"{SAM}/{{region}}/{{dataset}}/seed{{seed}}"  # one training replicate of a region and dataset
 
 
 rule sam_standin:
@@ -32,19 +32,19 @@ rule sam_standin:
 
 
 rule train_lora_sam:
-    """Fine-tune SAM with LoRA on the train split, seeded by the replicate; the best adapter by
-    validation Dice."""
+    """Fine-tune SAM with LoRA on the train split of a dataset's key slices, seeded by the replicate;
+    the best adapter by validation Dice."""
     input:
         unpack(get_sam_base_input),
-        slices=slices_dir(config["dataset_2d"]),
+        slices=slices_dir("{dataset}"),
     output:
         adapter=protected(directory(f"{SAM_RUN}/lora/adapter")),
         history=f"{SAM_RUN}/lora/history.tsv",
         curve=f"{SAM_RUN}/lora/training_curve.png",
     log:
-        f"{LOGS}/train_lora_sam/{{region}}.seed{{seed}}.log",
+        f"{LOGS}/train_lora_sam/{{region}}.{{dataset}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_lora_sam/{{region}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train_lora_sam/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -66,15 +66,15 @@ rule predict_sam:
     input:
         unpack(get_sam_base_input),
         unpack(get_sam_prompt_inputs),
-        slices=slices_dir(config["dataset_2d"]),
+        slices=slices_dir("{dataset}"),
         adapter=rules.train_lora_sam.output.adapter,
     output:
         predictions=directory(f"{SAM_RUN}/predictions"),
         metrics=f"{SAM_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/predict_sam/{{region}}.seed{{seed}}.log",
+        f"{LOGS}/predict_sam/{{region}}.{{dataset}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_sam/{{region}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/predict_sam/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -84,10 +84,50 @@ rule predict_sam:
         gpu=1,
     params:
         base_model=sam_base_model(),
-        dataset=config["dataset_2d"],
         jitters=config["sam"]["eval"]["jitter_px"],
         seed=config["seed"],
         nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
         device=config["device"],
     script:
         "../scripts/predict_sam.py"
+
+
+SAM_VOLUMES = (
+    f"{SAM_RUN}/volumes/{{prompt}}"  # the volume protocol: one prompt of one replicate
+)
+
+
+rule predict_sam_volumes:
+    """LoRA-SAM on every axial slice of every test volume, each slice prompted by its own box (the
+    ground truth's, or YOLO's automatic one); NIfTI masks over the input's header."""
+    input:
+        unpack(get_sam_base_input),
+        unpack(get_volume_prompt_inputs),
+        adapter=rules.train_lora_sam.output.adapter,
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        masks=directory(f"{SAM_VOLUMES}/masks"),
+        prompts=f"{SAM_VOLUMES}/prompts.tsv",
+    log:
+        f"{LOGS}/predict_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/predict_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.tsv"
+    wildcard_constraints:
+        prompt="|".join(VOLUME_PROMPTS),
+    conda:
+        SOFTWARE
+    threads: job_threads(4)
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=480,
+        gpu=1,
+    params:
+        base_model=sam_base_model(),
+        layout=get_dataset_layout,
+        contrasts=get_region_contrasts,
+        percentiles=config["slices"]["clip_percentiles"],
+        detector=get_volume_detector,
+        device=config["device"],
+    script:
+        "../scripts/predict_sam_volumes.py"

@@ -1,18 +1,18 @@
 # YOLO detector (ultralytics): dataset export, training, detection metrics, boxes for SAM.
 
-YOLO = f"{RESULTS}/yolo/{{region}}"
-YOLO_RUN = f"{YOLO}/seed{{seed}}"  # one training replicate of a region
+YOLO = f"{RESULTS}/yolo/{{region}}/{{dataset}}"
+YOLO_RUN = f"{YOLO}/seed{{seed}}"  # one training replicate of a region and dataset
 YOLO_CONFIG_DIR = f"{RESULTS}/yolo/ultralytics_config"
 
 
 rule yolo_dataset:
     """Slice PNGs and one YOLO label per slice in the ultralytics layout, with data.yaml."""
     input:
-        slices=slices_dir(config["dataset_2d"]),
+        slices=slices_dir("{dataset}"),
     output:
         directory(f"{YOLO}/dataset"),
     log:
-        f"{LOGS}/yolo_dataset/{{region}}.log",
+        f"{LOGS}/yolo_dataset/{{region}}.{{dataset}}.log",
     conda:
         SOFTWARE
     script:
@@ -29,9 +29,9 @@ rule train_yolo:
         weights=protected(f"{YOLO_RUN}/weights/best.pt"),
         results=f"{YOLO_RUN}/results.csv",
     log:
-        f"{LOGS}/train_yolo/{{region}}.seed{{seed}}.log",
+        f"{LOGS}/train_yolo/{{region}}.{{dataset}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_yolo/{{region}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train_yolo/{{region}}.{{dataset}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -41,7 +41,7 @@ rule train_yolo:
         gpu=1,
     params:
         model=config["yolo"]["model"],
-        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/seed{wc.seed}/runs/train",
+        run_dir=lambda wildcards: expand(f"{YOLO_RUN}/runs/train", **wildcards)[0],
         settings=get_yolo_settings,
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
@@ -57,7 +57,7 @@ rule evaluate_yolo:
     output:
         f"{YOLO_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/evaluate_yolo/{{region}}.seed{{seed}}.log",
+        f"{LOGS}/evaluate_yolo/{{region}}.{{dataset}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: job_threads(2)
@@ -67,7 +67,7 @@ rule evaluate_yolo:
         gpu=1,
     params:
         imgsz=config["yolo"]["imgsz"],
-        run_dir=lambda wc: f"{RESULTS}/yolo/{wc.region}/seed{wc.seed}/runs",
+        run_dir=lambda wildcards: expand(f"{YOLO_RUN}/runs", **wildcards)[0],
         device=config["device"],
         config_dir=YOLO_CONFIG_DIR,
     script:
@@ -78,12 +78,12 @@ rule predict_yolo_boxes:
     """The most confident box per test slice (no-detection policy from config), and every box."""
     input:
         weights=rules.train_yolo.output.weights,
-        slices=slices_dir(config["dataset_2d"]),
+        slices=slices_dir("{dataset}"),
     output:
         chosen=f"{YOLO_RUN}/boxes.tsv",
         every=f"{YOLO_RUN}/boxes_all.tsv",
     log:
-        f"{LOGS}/predict_yolo_boxes/{{region}}.seed{{seed}}.log",
+        f"{LOGS}/predict_yolo_boxes/{{region}}.{{dataset}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: job_threads(2)

@@ -1,4 +1,4 @@
-"""Rule nnunet_preprocess: nnU-Net plan and preprocess, our split as fold 0."""
+"""Rules nnunet_preprocess, nnunet_volumes_preprocess: nnU-Net plan and preprocess, our split as fold 0."""
 
 from sambrats import logs
 from sambrats.nnunet import plan_and_preprocess
@@ -9,7 +9,9 @@ plan_and_preprocess(
     snakemake.params.dataset_id,
     snakemake.params.split_table,
     snakemake.threads,
-    snakemake.params.configuration,
+    snakemake.params.configurations,
     snakemake.params.verify_integrity,
     snakemake.params.base_features,
+    snakemake.params.target_spacing_mm,
+    snakemake.params.batch_size_2d,
 )

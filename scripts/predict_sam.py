@@ -10,7 +10,7 @@ write_predictions(
     snakemake.input.slices,
     snakemake.output.predictions,
     snakemake.output.metrics,
-    snakemake.params.dataset,
+    snakemake.wildcards.dataset,
     snakemake.wildcards.region,
     snakemake.params.jitters,
     snakemake.params.seed,

@@ -105,13 +105,13 @@ def test_missing_folder_ratio_and_percentile_errors(tmp_path, cohorts):
         check_config(percentiles)
 
 
-def test_medsam2_datasets_must_be_ingested(cohorts):
+def test_volume_datasets_must_be_ingested(cohorts):
     config = load("config.yaml")
     config["datasets"] = ["brats2024"]
     config["data"]["brats2024"]["root"] = str(cohorts["gli"])
-    with pytest.raises(ConfigError, match=r"^config key medsam2.datasets = \['brats2019', 'brats2024'\]: \['brats2019'\] not in"):
+    with pytest.raises(ConfigError, match=r"^config key volume_datasets = \['brats2019', 'brats2024'\]: \['brats2019'\] not in"):
         check_config(config)
-    config["methods"] = ["lora_sam"]
+    config["volume_datasets"] = []  # the study protocol only
     check_config(config)
 
 
@@ -119,7 +119,7 @@ def test_only_listed_datasets_need_a_root(cohorts):
     config = load("config.yaml")
     config["datasets"] = ["brats2019"]
     config["data"]["brats2019"]["root"] = str(cohorts["legacy"])
-    config["medsam2"]["datasets"] = ["brats2019"]
+    config["volume_datasets"] = ["brats2019"]
     check_config(config)  # MedSAM-2's dataset brats2019 is ingested, brats2024 needs no root
 
 
@@ -130,8 +130,7 @@ def test_a_region_the_label_convention_lacks_fails_naming_the_dataset(cohorts):
     config["regions"] = ["wt", "rc"]
     with pytest.raises(ConfigError, match=r"^config key regions\[1\] = 'rc': no such region in brats2019's BraTS 2017-2021"):
         check_config(config)
-    config["datasets"] = ["brats2024"]
-    config["methods"] = ["lora_sam"]
+    config["datasets"] = config["volume_datasets"] = ["brats2024"]
     check_config(config)  # the GLI convention has the resection cavity
 
 
@@ -166,4 +165,4 @@ def test_weights_need_no_data_roots():
 def test_the_hint_to_drop_a_dataset_names_every_key_that_lists_it():
     with pytest.raises(ConfigError) as err:
         check_config(load("config.yaml"))
-    assert "drop 'brats2024' from `datasets` and `medsam2.datasets` and `dataset_2d" in str(err.value)
+    assert "drop 'brats2024' from `datasets` and `volume_datasets` and `dataset_2d" in str(err.value)

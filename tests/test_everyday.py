@@ -90,7 +90,7 @@ def test_local_gpu_resource_keeps_gpu_jobs_apart_with_the_ilp_scheduler(demo_run
     """Two GPU jobs that could run together: with --resources gpu=1 one waits for the other."""
     workdir = tmp_path / "demo"
     shutil.copytree(demo_run, workdir, symlinks=True)
-    targets = ["results/yolo/wt/seed2024/metrics.tsv", "results/yolo/wt/seed2024/boxes.tsv"]
+    targets = ["results/yolo/wt/brats2024/seed2024/metrics.tsv", "results/yolo/wt/brats2024/seed2024/boxes.tsv"]
     rerun = ["--forcerun", "evaluate_yolo", "predict_yolo_boxes", "--cores", "4"]  # cores for both at once
     result = run_snakemake(workdir, *targets, *rerun, "--resources", "gpu=1")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -112,7 +112,8 @@ def gpu_rules() -> set[str]:
 def test_every_gpu_rule_goes_to_the_gpu_partition_in_the_slurm_profile():
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert gpu_rules() == {"sam_standin", "train_lora_sam", "predict_sam", "train_yolo", "evaluate_yolo",
-                           "predict_yolo_boxes", "train_nnunet", "predict_nnunet", "train_nnunet_3d", "predict_nnunet_3d",
+                           "predict_yolo_boxes", "train_nnunet", "predict_nnunet", "train_nnunet_volumes",
+                           "predict_nnunet_volumes", "predict_sam_volumes",
                            "medsam2_standin", "medsam2_predict"}
     assert set(profile["set-resources"]) == gpu_rules()
     for rule, resources in profile["set-resources"].items():

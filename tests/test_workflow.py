@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from sambrats.brats import GLI, LEGACY
+from sambrats.metrics import WORST_HD95_MM
 from sambrats.outputs import read_tsv
 from sambrats.slices import INDEX_COLUMNS, load_sample
 from sambrats.synth import write_cohort
@@ -40,8 +42,8 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
     for rule in ("synth_cohort", "discover_cases", "split_cases", "build_slices", "sam_standin",
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
-                 "nnunet_3d_raw", "nnunet_3d_preprocess", "train_nnunet_3d", "predict_nnunet_3d",
-                 "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
+                 "nnunet_volumes_raw", "nnunet_volumes_preprocess", "train_nnunet_volumes", "predict_nnunet_volumes",
+                 "predict_sam_volumes", "score_sam_volumes", "lesionwise_metrics", "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
                  "medsam2_collect", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
@@ -67,15 +69,22 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     for rule in ("discover_cases", "split_cases"):
         assert result.stdout.count(f"rule {rule}:") == 2
     assert result.stdout.count("rule build_slices:") == 2 * 3  # each dataset in each region: wt, tc, et
-    for rule in ("train_lora_sam", "predict_sam", "train_yolo", "predict_yolo_boxes", "train_nnunet"):
-        assert result.stdout.count(f"rule {rule}:") == 3 * 3  # one job per method, region and training seed
-    for rule in ("yolo_dataset", "nnunet_preprocess", "figures"):
+    for rule in ("predict_sam", "predict_yolo_boxes", "evaluate_yolo", "train_nnunet"):
+        assert result.stdout.count(f"rule {rule}:") == 3 * 3  # the study: one job per region and training seed
+    for rule in ("train_lora_sam", "train_yolo"):  # the study's dataset serves both protocols, brats2019 the volumes
+        assert result.stdout.count(f"rule {rule}:") == 2 * 3 * 3  # each dataset, region and training seed
+    for rule in ("nnunet_preprocess", "figures"):
         assert result.stdout.count(f"rule {rule}:") == 3  # shared by the replicates: one per region
+    assert result.stdout.count("rule yolo_dataset:") == 2 * 3  # each dataset and region
     assert result.stdout.count("rule compare_methods:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
-    assert result.stdout.count("rule train_nnunet_3d:") == 2 * 3 * 3  # each dataset, region and training seed
+    # The volume protocol: both nnU-Net configurations, both LoRA-SAM prompts, each dataset, region and seed.
+    for rule in ("train_nnunet_volumes", "predict_nnunet_volumes", "predict_sam_volumes", "score_sam_volumes"):
+        assert result.stdout.count(f"rule {rule}:") == 2 * 2 * 3 * 3
+    assert result.stdout.count("rule nnunet_volumes_preprocess:") == 2 * 3  # both configurations in one job
+    assert result.stdout.count("rule lesionwise_metrics:") == (36 + 36 + 2 * 3)  # every 3D run
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
-    assert "input: resources/yolov8m.pt, results/yolo/wt/dataset" in result.stdout
+    assert "input: resources/yolov8m.pt, results/yolo/wt/brats2024/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
 
 
@@ -166,7 +175,7 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
 
 def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/sam/wt/seed2024/metrics.tsv")
+    metrics = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/metrics.tsv")
     test_cases = read_tsv(workdir / "results/slices/brats2024/wt/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
              "gt_box_jitter30", "no_prompt", "yolo_box"}
@@ -175,27 +184,27 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
         assert sorted(group.case_id) == sorted(test_cases)
     mean = metrics.groupby(["method", "prompt"]).dice.mean()
     assert mean["lora_sam", "gt_box"] > mean["sam_zeroshot", "gt_box"] + 0.2
-    log = (workdir / "results/logs/train_lora_sam/wt.seed2024.log").read_text()
+    log = (workdir / "results/logs/train_lora_sam/wt.brats2024.seed2024.log").read_text()
     assert "LoRA r=8 on qkv, proj, q_proj, k_proj, v_proj, out_proj, lin1, lin2:" in log
-    history = read_tsv(workdir / "results/sam/wt/seed2024/lora/history.tsv")
+    history = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/lora/history.tsv")
     assert len(history) == DEMO_CONFIG["sam"]["train"]["epochs"] and history.val_dice.max() > 0.5
-    adapter = workdir / "results/sam/wt/seed2024/lora/adapter/adapter_model.safetensors"
+    adapter = workdir / "results/sam/wt/brats2024/seed2024/lora/adapter/adapter_model.safetensors"
     assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
 
 
 def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/yolo/wt/seed2024/metrics.tsv")
+    metrics = read_tsv(workdir / "results/yolo/wt/brats2024/seed2024/metrics.tsv")
     assert metrics.split.tolist() == ["val", "test"]
     assert metrics.map50.between(0, 1).all() and metrics.map50.max() > 0
-    boxes = read_tsv(workdir / "results/yolo/wt/seed2024/boxes.tsv")
-    sam_rows = read_tsv(workdir / "results/sam/wt/seed2024/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
+    boxes = read_tsv(workdir / "results/yolo/wt/brats2024/seed2024/boxes.tsv")
+    sam_rows = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
     assert sorted(boxes.case_id) == sorted(sam_rows.index)
     for row in boxes.itertuples():
         assert sam_rows.loc[row.case_id, "fallback"] == row.fallback
         if not row.fallback:
             assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
-    assert (workdir / "results/yolo/wt/seed2024/runs/train/weights/best.pt").is_file()
+    assert (workdir / "results/yolo/wt/brats2024/seed2024/runs/train/weights/best.pt").is_file()
     assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
 
 
@@ -220,15 +229,22 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
         "MedSAM-2 zero-shot, key slice",  # the study protocol's rows, then the volume protocol's
-        "nnU-Net 3D", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present", "MedSAM-2 zero-shot, 3D, all cases",
+        "nnU-Net 3D", "nnU-Net 2D", "LoRA-SAM + GT box on every slice", "LoRA-SAM + GT box on every slice, region present",
+        "YOLOv8n + LoRA-SAM on every slice", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present",
+        "MedSAM-2 zero-shot, 3D, all cases",
     ]
-    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 4
+    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 8
+    assert set(table.dataset) == {"brats2024"}  # the demo runs both protocols on the study's dataset
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
-    assert (table.n[~all_cases] >= 12).all() and (table.n[all_cases] == 60).all()  # test split / every case
-    assert set(table.dataset[table.method == "medsam2"]) == {"brats2019"}
-    assert table.set_index("row").loc["nnU-Net", "input"] == "t2f slice"
-    # WT on T2-FLAIR, in each dataset's own name (contrasts.wt)
-    assert table.set_index("row").loc["MedSAM-2 zero-shot, 3D", "input"] == "flair volume, one box on the key slice"
+    assert (table.n[~all_cases] >= 12).all() and (table.n_cases[all_cases] == 60).all()  # test split / every case
+    rows = table.set_index("row")
+    assert rows.loc["nnU-Net", "input"] == "t2f slice"  # WT on T2-FLAIR (contrasts.wt)
+    assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t2f volume, one box on the key slice"
+    assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "input"] == "t2f slices of the volume, YOLO's box on each"
+    assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "ground_truth_used"] == "none"
+    volume = table.protocol == "volume"
+    assert (table.n_cases[volume & ~all_cases & ~table.row.str.endswith("region present")]
+            == rows.loc["nnU-Net 3D", "n_cases"]).all()  # every volume row on every test case
     assert (table.hd95_mean >= 0).all() and table.nsd_mean.between(0, 1).all()
     assert table.p_vs_nnunet_holm[table.method != "nnunet"].notna().any()
     md = (workdir / "results/comparison.md").read_text()
@@ -241,7 +257,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
     assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
-    assert provenance["jobs"]["train_lora_sam/wt.seed2024.log"]["device"] == "cpu"  # each computing job's own node
+    assert provenance["jobs"]["train_lora_sam/wt.brats2024.seed2024.log"]["device"] == "cpu"  # each computing job's own node
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     report = (workdir / "results/report.html").read_text()
@@ -254,19 +270,24 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     results = demo_run / "results"
     for dataset in ("brats2024", "brats2019"):
         assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
-    medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
+    medsam2 = read_tsv(results / "medsam2/wt/brats2024/metrics.tsv").query("split == 'test' and area_true > 0")
     assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
-    sam = read_tsv(results / "sam/wt/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
+    sam = read_tsv(results / "sam/wt/brats2024/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
     assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
 
 
+VOLUME_RUNS = ["nnunet_volumes/wt/brats2024/3d_fullres/seed2024", "nnunet_volumes/wt/brats2024/2d/seed2024",
+               "sam/wt/brats2024/seed2024/volumes/box_per_slice", "sam/wt/brats2024/seed2024/volumes/yolo_per_slice"]
+
+
 def test_every_3d_run_is_scored_lesion_wise_by_the_official_package(demo_run):
     """Rule lesionwise_metrics on every 3D run (each replicate): every test case, the package's
-    version named; the comparison shows what global Dice hides, nnU-Net 3D's scattered false lesions."""
+    version named."""
     results = demo_run / "results"
-    for run in ("nnunet_3d/wt/brats2019/seed2024", "nnunet_3d/wt/brats2019/seed2025", "medsam2/wt/brats2019"):
+    runs = VOLUME_RUNS + [run.replace("seed2024", "seed2025") for run in VOLUME_RUNS] + ["medsam2/wt/brats2024"]
+    for run in runs:
         metrics = read_tsv(results / run / "metrics.tsv").query("split == 'test'")
         lesions = read_tsv(results / run / "lesionwise.tsv")
         assert sorted(lesions.case_id) == sorted(metrics.case_id) and len(lesions) >= 12
@@ -274,47 +295,57 @@ def test_every_3d_run_is_scored_lesion_wise_by_the_official_package(demo_run):
         assert (lesions.lesions_tp >= 0).all() and lesions.panoptic_quality.between(0, 1).all()
     table = read_tsv(results / "comparison.tsv").set_index("row")
     numbers = table[["lesions_fp_mean", "panoptic_quality_mean", "dice_mean"]].apply(pd.to_numeric)  # "" is NaN
-    baseline, medsam2 = numbers.loc["nnU-Net 3D"], numbers.loc["MedSAM-2 zero-shot, 3D"]
-    assert baseline.lesions_fp_mean > 10 * max(medsam2.lesions_fp_mean, 0.1)
-    assert baseline.panoptic_quality_mean < baseline.dice_mean
+    assert numbers.loc["nnU-Net 3D"].notna().all() and numbers.loc["YOLOv8n + LoRA-SAM on every slice"].notna().all()
     assert np.isnan(numbers.loc["LoRA-SAM + GT box", "panoptic_quality_mean"])  # a 2D row: not scored by it
 
 
-def test_nnunet_3d_stands_beside_medsam2_on_the_same_test_cases(demo_run):
+def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run):
+    """The volume protocol: each method's masks of every test case (uint8 NIfTI over the input's
+    affine), scored on all of them; baselines that learned; the automatic pipeline above 0.5."""
     results = demo_run / "results"
-    cases = read_tsv(results / "cases/brats2019.tsv").set_index("case_id")
-    nnunet_3d = read_tsv(results / "nnunet_3d/wt/brats2019/seed2024/metrics.tsv")
-    medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test'")
-    assert sorted(nnunet_3d.case_id) == sorted(medsam2.case_id) and len(nnunet_3d) >= 12
-    assert (nnunet_3d.method == "nnunet_3d").all() and (nnunet_3d.prompt == "3d").all()
-    assert nnunet_3d.dice.between(0, 1).all() and (nnunet_3d.hd95 >= 0).all()
-    for case_id in nnunet_3d.case_id:
-        predicted = nib.load(results / f"nnunet_3d/wt/brats2019/seed2024/predictions/{case_id}.nii.gz")
-        original = nib.load(demo_run / cases.loc[case_id, "flair"])
-        np.testing.assert_array_equal(predicted.affine, original.affine)
-        assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
+    cases = read_tsv(results / "cases/brats2024.tsv").set_index("case_id")
+    split = read_tsv(results / "splits/brats2024.tsv")
+    test = sorted(split.case_id[split.split == "test"])
+    masks = {"nnunet_volumes/wt/brats2024/3d_fullres/seed2024": "predictions",
+             "nnunet_volumes/wt/brats2024/2d/seed2024": "predictions",
+             "sam/wt/brats2024/seed2024/volumes/box_per_slice": "masks",
+             "sam/wt/brats2024/seed2024/volumes/yolo_per_slice": "masks"}
+    for run, folder in masks.items():
+        metrics = read_tsv(results / run / "metrics.tsv")
+        assert sorted(metrics.case_id) == test and (metrics.split == "test").all()
+        for case_id in test:
+            predicted = nib.load(results / run / folder / f"{case_id}.nii.gz")
+            original = nib.load(demo_run / cases.loc[case_id, "t2f"])
+            np.testing.assert_array_equal(predicted.affine, original.affine)
+            assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
     table = read_tsv(results / "comparison.tsv").set_index("row")
-    assert table.loc["nnU-Net 3D", "n"] == table.loc["MedSAM-2 zero-shot, 3D", "n"] == len(nnunet_3d)
-    assert table.loc["nnU-Net 3D", "input"] == "flair volume"  # what each method saw
-    assert 0 < float(table.loc["MedSAM-2 zero-shot, 3D", "p_vs_nnunet"]) <= 1  # the paired test between them
-    history = read_tsv(results / "nnunet_3d/wt/brats2019/seed2024/training_history.tsv")
-    assert history.epoch.tolist() == [0]  # the demo's one epoch
+    assert table.loc["nnU-Net 3D", "input"] == "t2f volume"  # what each method saw
+    assert float(table.loc["nnU-Net 3D", "dice_mean"]) >= 0.6  # a baseline that trained
+    assert float(table.loc["nnU-Net 2D", "dice_mean"]) >= 0.6
+    assert float(table.loc["YOLOv8n + LoRA-SAM on every slice", "dice_mean"]) > 0.5
+    for row in ("nnU-Net 2D", "LoRA-SAM + GT box on every slice", "YOLOv8n + LoRA-SAM on every slice",
+                "MedSAM-2 zero-shot, 3D"):
+        assert 0 < float(table.loc[row, "p_vs_nnunet"]) <= 1  # each paired with nnU-Net 3D
+    prompts = read_tsv(results / "sam/wt/brats2024/seed2024/volumes/box_per_slice/prompts.tsv")
+    assert (prompts.confidence == 1.0).all() and set(prompts.case_id) <= set(test)
+    history = read_tsv(results / "nnunet_volumes/wt/brats2024/3d_fullres/seed2024/training_history.tsv")
+    assert len(history) == DEMO_CONFIG["nnunet"]["volumes"]["epochs"]
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
     workdir = demo_run
-    cases = read_tsv(workdir / "results/cases/brats2019.tsv").set_index("case_id")
-    metrics = read_tsv(workdir / "results/medsam2/wt/brats2019/metrics.tsv")
-    split = read_tsv(workdir / "results/splits/brats2019.tsv")
+    cases = read_tsv(workdir / "results/cases/brats2024.tsv").set_index("case_id")
+    metrics = read_tsv(workdir / "results/medsam2/wt/brats2024/metrics.tsv")
+    split = read_tsv(workdir / "results/splits/brats2024.tsv")
     assert sorted(metrics.case_id) == sorted(cases.index)  # zero-shot: every case, over both batches
     assert dict(zip(metrics.case_id, metrics.split)) == dict(zip(split.case_id, split.split))
     for case_id in metrics.case_id:
-        predicted = nib.load(workdir / f"results/medsam2/wt/predictions/brats2019/{case_id}.nii.gz")
-        original = nib.load(workdir / cases.loc[case_id, "t1ce"])
+        predicted = nib.load(workdir / f"results/medsam2/wt/predictions/brats2024/{case_id}.nii.gz")
+        original = nib.load(workdir / cases.loc[case_id, "t1c"])
         np.testing.assert_array_equal(predicted.affine, original.affine)
         assert predicted.shape == original.shape
-    assert len(list((workdir / "results/medsam2/wt/predictions/brats2019").glob("*.overlay.png"))) == 2
-    assert read_tsv(workdir / "results/medsam2/wt/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
+    assert len(list((workdir / "results/medsam2/wt/predictions/brats2024").glob("*.overlay.png"))) == 2
+    assert read_tsv(workdir / "results/medsam2/wt/brats2024/metrics_2d.tsv").prompt.eq("key_slice").all()
 
 
 def test_the_demo_prints_lines_not_progress_bar_frames_when_not_on_a_terminal(demo_run):
@@ -441,9 +472,12 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
                  "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
     for seed in SHORT_DEMO["replicates"]:  # each replicate is the same bytes as a rerun of itself
-        for name in ("sam/et/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv", "yolo/et/seed{}/metrics.tsv",
-                     "yolo/et/seed{}/boxes.tsv", "sam/et/seed{}/lora/adapter/adapter_model.safetensors",
-                     "nnunet_3d/et/brats2019/seed{}/metrics.tsv"):
+        for name in ("sam/et/brats2024/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
+                     "yolo/et/brats2024/seed{}/metrics.tsv", "yolo/et/brats2024/seed{}/boxes.tsv",
+                     "sam/et/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
+                     "sam/et/brats2019/seed{}/volumes/yolo_per_slice/metrics.tsv",
+                     "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv",
+                     "nnunet_volumes/et/brats2019/2d/seed{}/metrics.tsv"):
             assert name.format(seed) in first
     for kind in (".npz", ".nii.gz", ".png", ".safetensors", ".pt"):
         assert any(name.endswith(kind) for name in first), kind
@@ -457,19 +491,21 @@ def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics
     method; the same test cases, and the comparison reports both replicates and their spread."""
     results = short_demo_run / "results"
     first, second = SHORT_DEMO["replicates"]
-    for model in ("sam/et/seed{}/lora/adapter/adapter_model.safetensors", "yolo/et/seed{}/weights/best.pt",
+    for model in ("sam/et/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
+                  "yolo/et/brats2024/seed{}/weights/best.pt", "yolo/et/brats2019/seed{}/weights/best.pt",
                   "nnunet/et/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
         assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
-    for table in ("sam/et/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv", "nnunet_3d/et/brats2019/seed{}/metrics.tsv"):
+    for table in ("sam/et/brats2024/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
+                  "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv"):
         a, b = (read_tsv(results / table.format(seed)).query("method != 'sam_zeroshot'") for seed in (first, second))
         assert (a.seed.astype(str) == str(first)).all() and (b.seed.astype(str) == str(second)).all()
         assert a.case_id.tolist() == b.case_id.tolist(), table
         if not table.startswith("sam/"):  # two LoRA epochs segment no enhancing tumour: Dice 0 for either seed
             assert not np.allclose(a.dice, b.dice), table
-    losses = [read_tsv(results / f"sam/et/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
+    losses = [read_tsv(results / f"sam/et/brats2024/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
     assert not np.allclose(*losses)  # LoRA-SAM's training took another path
     comparison = read_tsv(results / "comparison.tsv").set_index("row")
-    trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d"])
+    trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d", "nnunet_2d"])
     assert (comparison.replicates[trained] == 2).all() and (comparison.replicates[~trained] == 1).all()
     assert comparison.dice_seed_sd[trained].notna().all()
     assert comparison.loc["nnU-Net", "dice_by_seed"].count(":") == 2
@@ -485,7 +521,7 @@ def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
     for job, record in records.items():
         assert record["numerics"] == "portable" and record["mkl_cbwr"] == "COMPATIBLE", job
         assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
-    training = records["train_lora_sam/et.seed2024.log"]  # torch's own report of its kernels and threads
+    training = records["train_lora_sam/et.brats2024.seed2024.log"]  # torch's own report of its kernels and threads
     assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 1  # demo: threads 1
     assert training["onednn_enabled"] is False and training["nnpack_enabled"] is False  # ATen's convolutions
     assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
@@ -536,19 +572,48 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     assert len(medsam2) == len(read_tsv(results / "cases/brats2019.tsv"))  # every case, with the region or not
     absent = medsam2.loc[medsam2_skipped.case_id]
     assert len(absent) and (absent.area_true == 0).all() and (absent.area_pred == 0).all() and (absent.dice == 1).all()
-    nnunet_3d = read_tsv(results / "nnunet_3d/et/brats2019/seed2024/metrics.tsv")
+    nnunet_3d = read_tsv(results / "nnunet_volumes/et/brats2019/3d_fullres/seed2024/metrics.tsv")
     split = read_tsv(results / "splits/brats2019.tsv").set_index("case_id").split
     test_cases = split.index[split == "test"]
     assert sorted(nnunet_3d.case_id) == sorted(test_cases)
-    labels = results / "nnunet_3d/et/brats2019/raw/Dataset502_BraTSvolumes/labelsTr"
+    labels = results / "nnunet_volumes/et/brats2019/raw/Dataset502_BraTSvolumes/labelsTr"
     learning = [case for case in absent.index if split[case] != "test"]  # nnU-Net learns that none can be there
     assert learning and all(not np.asanyarray(nib.load(labels / f"{case}.nii.gz").dataobj).any() for case in learning)
     rows = table.set_index("row")
     assert rows.loc["MedSAM-2 zero-shot, 3D", "n"] == len(test_cases)
     assert rows.loc["MedSAM-2 zero-shot, 3D, region present", "n"] == (nnunet_3d.area_true > 0).sum()
-    assert (read_tsv(results / "sam/et/seed2024/metrics.tsv").region == "et").all()
+    # The volume protocol's other methods (2D models trained on brats2019's own key slices) on every
+    # test case too, the region-absent ones scored by BraTS's conventions.
+    for run in ("nnunet_volumes/et/brats2019/2d/seed2024", "sam/et/brats2019/seed2024/volumes/box_per_slice",
+                "sam/et/brats2019/seed2024/volumes/yolo_per_slice"):
+        metrics = read_tsv(results / run / "metrics.tsv").set_index("case_id")
+        assert sorted(metrics.index) == sorted(test_cases), run
+        region_absent = metrics[metrics.area_true == 0]
+        assert len(region_absent), run
+        assert region_absent.dice.isin([0.0, 1.0]).all() and region_absent.hd95.isin([0.0, WORST_HD95_MM]).all(), run
+        if run.endswith("box_per_slice"):  # the oracle has no box without the region: an empty mask, Dice 1
+            assert (region_absent.area_pred == 0).all() and (region_absent.dice == 1).all()
+    assert rows.loc["LoRA-SAM + GT box on every slice, region present", "n"] == (nnunet_3d.area_true > 0).sum()
+    assert (read_tsv(results / "sam/et/brats2024/seed2024/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()
+
+
+def test_the_automatic_rules_take_no_ground_truth(short_demo_run, short_demo_config):
+    """Read from the job graph: the jobs that make the automatic rows (YOLO + LoRA-SAM on every slice)
+    take no segmentation file, no slice dataset (which holds masks) and no case folder as input."""
+    result = run_snakemake(short_demo_run, "-n", "--forcerun", "predict_sam_volumes", *short_demo_config)
+    assert result.returncode == 0, result.stdout
+    jobs = [block for block in result.stdout.split("\n\n") if block.lstrip().startswith("rule predict_sam_volumes:")]
+    automatic = [block for block in jobs if "prompt=yolo_per_slice" in block]
+    assert len(automatic) == len(SHORT_DEMO["replicates"]) and len(jobs) == 2 * len(automatic)
+    segs = set(read_tsv(short_demo_run / "results/cases/brats2019.tsv").seg)
+    for block in automatic:
+        inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+        assert "results/splits/brats2019.tsv" in inputs and any(path.endswith("best.pt") for path in inputs)
+        assert not segs & set(inputs) and not any(
+            path.startswith(("results/slices/", "results/demo/raw/")) or "seg" in Path(path).name for path in inputs
+        ), inputs
 
 
 def markdown_table_rows(text: str, header_start: str) -> list[str]:

@@ -153,6 +153,6 @@ def test_yolo_boxes_feed_sam_with_each_policy(tmp_path):
 
     model = PeftModel.from_pretrained(model, str(tmp_path / "adapter"))
     sample = next(s for s in load_split(tmp_path / "slices", "test") if s.case_id == "case02")
-    expected = sam.predict_prompts(model, processor, sample, {"yolo": (10, 12, 30, 33)}, CPU)["yolo"]
+    expected = sam.predict_prompts(model, processor, sample.image, {"yolo": (10, 12, 30, 33)}, CPU)["yolo"]
     with np.load(tmp_path / "pred/yolo_box/case02.npz") as saved:
         np.testing.assert_array_equal(saved["mask"], expected)

@@ -61,8 +61,8 @@ STUDY_HINT = (
 def keys_naming(config: dict, dataset: str) -> list[str]:
     """The config keys that name ``dataset``: all of them must drop it to leave it out."""
     keys = ["datasets"] if dataset in config["datasets"] else []
-    if dataset in config["medsam2"]["datasets"] and "medsam2" in config["methods"]:
-        keys.append("medsam2.datasets")
+    if dataset in config["volume_datasets"]:
+        keys.append("volume_datasets")
     if config.get("dataset_2d") == dataset:
         keys.append("dataset_2d (the 2D methods' dataset)")
     return keys
@@ -105,11 +105,11 @@ def check_config(config: dict, workdir: str | Path = ".", data: bool = True) -> 
                     f"config key regions[{number}] = {region!r}: no such region in {dataset}'s "
                     f"{layout.description} label convention (it has {', '.join(layout.region_labels)})"
                 )
-    missing = [name for name in config["medsam2"]["datasets"] if name not in config["datasets"]]
-    if "medsam2" in config["methods"] and missing:
+    missing = [name for name in config["volume_datasets"] if name not in config["datasets"]]
+    if missing:
         raise ConfigError(
-            f"config key medsam2.datasets = {config['medsam2']['datasets']}: {missing} not in `datasets` "
-            f"{config['datasets']}, so it is not ingested"
+            f"config key volume_datasets = {config['volume_datasets']}: {missing} not in `datasets` "
+            f"{config['datasets']}, so it is not ingested (the volume protocol's datasets; [] runs the study's only)"
         )
     ratios = config["split"]
     total = sum(ratios[name] for name in SPLITS)

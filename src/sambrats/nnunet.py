@@ -1,5 +1,6 @@
-"""nnU-Net v2 on exactly the study's split: the 2D baseline on the slice dataset and ``3d_fullres``
-on the volumes MedSAM-2 segments.
+"""nnU-Net v2 on exactly the study's split: the 2D baseline on the slice dataset (study protocol) and
+``2d`` and ``3d_fullres`` trained on whole training volumes, predicting whole test volumes (volume
+protocol).
 
 Every nnU-Net step runs in its own process with ``nnUNet_raw``, ``nnUNet_preprocessed`` and
 ``nnUNet_results`` pointing at folders under one root (``results/nnunet/...``), never the user's
@@ -27,6 +28,7 @@ import pandas as pd
 
 from .brats import get_layout, load_labels, region_mask, resolve_modality, save_mask
 from .metrics import metrics_row, metrics_table
+from .scoring import score_volume_masks
 from .outputs import read_tsv, staged_directory, write_tsv
 from .processes import guarded_command, run_logged
 from .seeding import seed_everything
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CONFIGURATION = "2d"
 VOLUMES = "3d_fullres"
+# The volume protocol's rows of each configuration: (method, prompt) of its metrics table.
+VOLUME_ROWS = {VOLUMES: ("nnunet_3d", "3d"), CONFIGURATION: ("nnunet_2d", "2d")}
 TRAINER = "nnUNetTrainer"
 PLANS = "nnUNetPlans"
 
@@ -164,22 +168,30 @@ def write_region_label(seg_path, layout, region: str, out_path) -> None:
 
 
 def plan_and_preprocess(root, dataset_id: int, split_table, processes: int = 2,
-                        configuration: str = CONFIGURATION, verify_integrity: bool = True,
-                        base_features: int | None = None) -> None:
-    """nnU-Net's fingerprint, plan and preprocessing of ``configuration`` with ``processes``
+                        configurations=(CONFIGURATION,), verify_integrity: bool = True,
+                        base_features: int | None = None, target_spacing_mm: float | None = None,
+                        batch_size_2d: int | None = None) -> None:
+    """nnU-Net's fingerprint, plan and preprocessing of ``configurations`` with ``processes``
     workers for both the fingerprint and the preprocessing (nnU-Net's own default spawns 8 for the
     fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split (the
-    ``split_table``: the slice index of a slice dataset, the split of a volume dataset); the
-    planned network narrowed to ``base_features`` in its first stage if given."""
+    ``split_table``: the slice index of a slice dataset, the split of a volume dataset). Given, the
+    plan changes that train on a CPU: the planned networks narrowed to ``base_features`` in their
+    first stage; 3d_fullres planned at an isotropic ``target_spacing_mm`` (nnU-Net's own
+    ``-overwrite_target_spacing``: it resamples for training and back for prediction); 2d's batch
+    ``batch_size_2d`` slices instead of the plan's (sized for a GPU)."""
     env = environment(root, processes)
     check = ["--verify_dataset_integrity"] if verify_integrity else []
-    run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", configuration,
-                               "-np", str(processes), "-npfp", str(processes), *check), env)
+    spacing = [] if target_spacing_mm is None else ["-overwrite_target_spacing", *[str(target_spacing_mm)] * 3]
+    run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *configurations,
+                               "-np", str(processes), "-npfp", str(processes), *spacing, *check), env)
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
     write_split_file(split_table, folder / "splits_final.json")
     if base_features is not None:
-        narrow_network(folder / f"{PLANS}.json", configuration, base_features)
+        for configuration in configurations:
+            narrow_network(folder / f"{PLANS}.json", configuration, base_features)
+    if batch_size_2d is not None and CONFIGURATION in configurations:
+        set_batch_size(folder / f"{PLANS}.json", CONFIGURATION, batch_size_2d)
 
 
 def narrow_network(plans_path, configuration: str, base_features: int) -> None:
@@ -191,6 +203,15 @@ def narrow_network(plans_path, configuration: str, base_features: int) -> None:
     planned = arguments["features_per_stage"]
     arguments["features_per_stage"] = [max(1, features * base_features // planned[0]) for features in planned]
     log.info("%s: features per stage %s instead of nnU-Net's %s", configuration, arguments["features_per_stage"], planned)
+    Path(plans_path).write_text(json.dumps(plans, indent=4))
+
+
+def set_batch_size(plans_path, configuration: str, batch_size: int) -> None:
+    """``configuration``'s training batch in the plans (preprocessing does not depend on it)."""
+    plans = json.loads(Path(plans_path).read_text())
+    planned = plans["configurations"][configuration]["batch_size"]
+    plans["configurations"][configuration]["batch_size"] = batch_size
+    log.info("%s: batch of %d instead of nnU-Net's %d", configuration, batch_size, planned)
     Path(plans_path).write_text(json.dumps(plans, indent=4))
 
 
@@ -361,28 +382,25 @@ def write_predictions(root, dataset_id: int, raw_dir, slices_dir, out_dir, metri
 
 
 def write_volume_predictions(root, dataset_id: int, raw_dir, cases_path, out_dir, metrics_path, dataset: str,
-                             layout_name: str, region: str, device_name: str, tolerance_mm: float, seed,
-                             mirroring: bool = True, processes: int = 2) -> None:
-    """3d_fullres masks of the test volumes as NIfTI over the input's affine and header, and the
-    shared per-case metrics table (3D, in mm; ``prompt`` 3d, ``split`` test), by the model of the
-    replicate ``seed``."""
-    layout = get_layout(layout_name)
-    cases = read_tsv(cases_path).set_index("case_id")
-    rows = []
+                             layout_name: str, region: str, configuration: str, device_name: str,
+                             tolerance_mm: float, seed, mirroring: bool = True, processes: int = 2) -> None:
+    """Masks of the test volumes by ``configuration`` (trained on volumes) as NIfTI over the input's
+    affine and header, and the shared per-case metrics table (3D, in mm; method and prompt of
+    ``VOLUME_ROWS``, ``split`` test), by the model of the replicate ``seed``."""
+    method, prompt = VOLUME_ROWS[configuration]
+    case_ids = sorted(p.name.removesuffix("_0000.nii.gz") for p in Path(raw_dir, "imagesTs").glob("*_0000.nii.gz"))
     with staged_directory(out_dir) as folder:
-        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, seed, processes, VOLUMES, mirroring)
-        for case_id in sorted(p.name.removesuffix("_0000.nii.gz") for p in Path(raw_dir, "imagesTs").glob("*_0000.nii.gz")):
+        predict(root, dataset_id, raw_dir, folder / "nifti", device_name, seed, processes, configuration, mirroring)
+        for case_id in case_ids:
             image = nib.load(Path(raw_dir, "imagesTs", f"{case_id}_0000.nii.gz"))
             prediction = np.asanyarray(nib.load(folder / "nifti" / f"{case_id}.nii.gz").dataobj) > 0
             save_mask(prediction, image, folder / f"{case_id}.nii.gz")
-            _, seg = load_labels(Path(cases.loc[case_id, "seg"]), layout)
-            rows.append(metrics_row(case_id, dataset, region, "nnunet_3d", "3d", prediction,
-                                    region_mask(seg, layout, region), Path(out_dir) / f"{case_id}.nii.gz",
-                                    image.header.get_zooms()[:3], tolerance_mm, split="test", seed=seed))
         shutil.rmtree(folder / "nifti")
-    table = metrics_table(rows)
+        table = score_volume_masks(folder, case_ids, cases_path, dataset, layout_name, region, method, prompt,
+                                   tolerance_mm, seed, published_dir=out_dir)
     write_tsv(table, metrics_path)
-    log.info("nnU-Net 3D %s: Dice %.4f, IoU %.4f (n=%d)", dataset, table.dice.mean(), table.iou.mean(), len(table))
+    log.info("nnU-Net %s on %s volumes: Dice %.4f, IoU %.4f (n=%d)", configuration, dataset, table.dice.mean(),
+             table.iou.mean(), len(table))
 
 
 def main(argv=None) -> None:

@@ -33,10 +33,12 @@ class Row:
     baseline: str | None = "nnunet"  # the method its paired test is against (None: no test)
     protocol: str = "study"  # "study": one ground-truth-chosen slice per case; "volume": whole test volumes
     truth: str = "the slice"  # what of the ground truth the method used at inference
+    seen: str | None = None  # its key in the inputs (what the method saw), if not its method
 
 
 SLICE_BOX = "the slice and its box"
 KEY_SLICE_BOX = "a box on the key slice"
+BOX_PER_SLICE = "a box on every slice with the region"
 # The study's rows, in the order of its table, with its test Dice / IoU; then the volume rows.
 ROWS = (
     Row("nnU-Net", "nnunet", "", 0.8687, 0.8024, baseline=None),
@@ -48,6 +50,14 @@ ROWS = (
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present", truth=KEY_SLICE_BOX + ", scored on the slice"),
     Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None, protocol="volume", truth="none"),
+    Row("nnU-Net 2D", "nnunet_2d", "2d", baseline="nnunet_3d", protocol="volume", truth="none"),
+    Row("LoRA-SAM + GT box on every slice", "lora_sam", "box_per_slice", baseline="nnunet_3d", protocol="volume",
+        truth=BOX_PER_SLICE, seen="lora_sam_volume"),
+    Row("LoRA-SAM + GT box on every slice, region present", "lora_sam", "box_per_slice", cases="present",
+        baseline="nnunet_3d", protocol="volume", truth=BOX_PER_SLICE + " (cases with the region)",
+        seen="lora_sam_volume"),
+    Row("{detector} + LoRA-SAM on every slice", "lora_sam", "yolo_per_slice", baseline="nnunet_3d",
+        protocol="volume", truth="none", seen="yolo_sam_volume"),
     Row("MedSAM-2 zero-shot, 3D", "medsam2", "3d", baseline="nnunet_3d", protocol="volume", truth=KEY_SLICE_BOX),
     # its box comes from the ground truth: without the region it predicts nothing, rightly
     Row("MedSAM-2 zero-shot, 3D, region present", "medsam2", "3d", cases="present", baseline="nnunet_3d",
@@ -60,12 +70,16 @@ METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
 # BraTS's official lesion-wise numbers of the 3D rows' test cases (sambrats.lesionwise): their mean over cases.
 LESION_METRICS = ("lesions_tp", "lesions_fp", "lesions_fn", "lesion_dice", "lesion_hd95", "lesion_nsd",
                   "panoptic_quality", "global_dice", "global_hd95", "global_nsd")
+# Slice-level detection of "the region is present" by a per-slice prompted 3D row (which slices got a box).
+SLICE_COUNTS = ("slices_tp", "slices_fp", "slices_fn", "slices_tn")
+SLICE_DETECTION = ("slice_sensitivity", "slice_sensitivity_seed_sd", "slice_specificity", "slice_specificity_seed_sd",
+                   "slices")
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
 COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input", "ground_truth_used", "n", "n_cases",
             "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
-           + [f"{metric}_mean" for metric in LESION_METRICS]
+           + [f"{metric}_mean" for metric in LESION_METRICS] + list(SLICE_DETECTION)
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
              "over the cases of the per-case values averaged over the replicates (the mean is the mean of the "
@@ -168,6 +182,22 @@ def replicate_summary(group: pd.DataFrame) -> dict:
     return record
 
 
+def slice_detection(group: pd.DataFrame) -> dict:
+    """Slice-level sensitivity and specificity of "the region is present" of a per-slice prompted
+    row: over all its test slices per replicate, then the mean (and sd) over the replicates; NaN for
+    a row without slice counts."""
+    if not set(SLICE_COUNTS) <= set(group) or group[list(SLICE_COUNTS)].isna().any().any():
+        return dict.fromkeys(SLICE_DETECTION, np.nan)
+    sums = group.groupby("seed")[list(SLICE_COUNTS)].sum()
+    rates = {"slice_sensitivity": sums.slices_tp / (sums.slices_tp + sums.slices_fn),
+             "slice_specificity": sums.slices_tn / (sums.slices_tn + sums.slices_fp)}
+    record = {"slices": int(sums.iloc[0].sum())}
+    for name, values in rates.items():
+        record[name] = values.mean()
+        record[f"{name}_seed_sd"] = values.std(ddof=1) if len(values) > 1 else np.nan
+    return record
+
+
 def summary(values: pd.Series, resamples: int, seed: int, clusters=None) -> dict[str, float]:
     """Mean, sd, median over the cases and bootstrap CI of the mean (``clusters``: the patients)."""
     low, high = bootstrap_ci(values, resamples, seed, clusters=clusters)
@@ -190,8 +220,8 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
                      detector: str = "YOLOv8m", patients=None, study_scope=None) -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
-    every test-split row is computed on the cases all of them share (``n``); a region-present or
-    all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method: {dataset: {region: text}}}``; ``detector``: the
+    every test-split row of a protocol is computed on the cases all of them share (``n``); a region-present or
+    all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method or Row.seen: {dataset: {region: text}}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline; ``patients``: ``{(dataset, case_id): patient_id}``
     (a case not in it is its own patient), the unit of the paired test and the bootstrap;
     ``study_scope``: (dataset, region) the study reported, the only study-protocol rows that get its
@@ -203,16 +233,17 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
     for row in ROWS:
         for (dataset, region), group in row_metrics(metrics, row).groupby(["dataset", "region"], sort=True):
             groups[(row, dataset, region)] = group.set_index("case_id").sort_index()
-    common = {}
+    common = {}  # the test cases every test-split row of a protocol, dataset and region has
     for (row, dataset, region), group in groups.items():
         if row.cases == "test":
-            shared = common.get((dataset, region), set(group.index))
-            common[(dataset, region)] = shared & set(group.index)
+            key = (row.protocol, dataset, region)
+            common[key] = common.get(key, set(group.index)) & set(group.index)
     records = []
     for row, dataset, region in sorted(groups, key=lambda key: (REGIONS.index(key[2]), ROWS.index(key[0]), key[1])):
         group = groups[(row, dataset, region)]
-        if row.cases != "all" and (dataset, region) in common:  # a region-present row: those of the shared cases
-            group = group.loc[group.index.isin(common[(dataset, region)])]
+        shared = common.get((row.protocol, dataset, region))
+        if row.cases != "all" and shared is not None:  # a region-present row: those of the shared cases
+            group = group.loc[group.index.isin(shared)]
         if group.empty:
             continue
         per_case = case_means(group)
@@ -222,7 +253,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
         fallbacks = int((group["fallback"] != "").sum()) if row.prompt == "yolo_box" and "fallback" in group else np.nan
         record = {"row": row.label.format(detector=detector), "method": row.method, "prompt": row.prompt,
                   "protocol": row.protocol, "dataset": dataset, "region": region,
-                  "input": inputs.get(row.method, {}).get(dataset, {}).get(region, ""),
+                  "input": inputs.get(row.seen or row.method, {}).get(dataset, {}).get(region, ""),
                   "ground_truth_used": row.truth,
                   "n": patient.nunique(),
                   "n_cases": len(per_case), "replicates": group.seed.nunique(),
@@ -237,6 +268,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
             for statistic, value in summary(per_case[metric], resamples, seed, patient).items():
                 record[f"{metric}_{statistic}"] = value
         record.update(replicate_summary(group))
+        record.update(slice_detection(group))
         for metric in LESION_METRICS:  # over every case of the row, or none
             record[f"{metric}_mean"] = per_case[metric].mean(skipna=False) if metric in per_case else np.nan
         records.append(record)
@@ -313,6 +345,18 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=(
             lines.append(f"| {split} | {region} | {len(runs)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("Study: YOLOv8m mAP50 0.973 (val).")
+    automatic = table[(table.ground_truth_used == "none") & table.slice_sensitivity.notna()]
+    if not automatic.empty:
+        lines += ["", "| automatic row on every test slice | dataset | region | slices | sensitivity | specificity |",
+                  "|---|---|---|---|---|---|"]
+        for r in automatic.itertuples():
+            cells = [f"{fmt(getattr(r, name), 3)}" + (f" ± {fmt(getattr(r, name + '_seed_sd'), 3)}"
+                                                      if r.replicates > 1 else "")
+                     for name in ("slice_sensitivity", "slice_specificity")]
+            lines.append(f"| {r.row} | {r.dataset} | {r.region} | {int(r.slices)} | " + " | ".join(cells) + " |")
+        lines += ["", "Slice level: does the detector find the region on a slice (a box given) where the ground "
+                  "truth holds it (sensitivity) and find nothing where it does not (specificity), over every "
+                  "axial slice of the test volumes; mean ± sd over replicates."]
     if notes:
         for note in notes:
             lines += ["", f"**Note:** {note}"]

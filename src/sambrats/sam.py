@@ -392,15 +392,16 @@ def mode_box(mode: str, sample: SliceSample, seed: int):
 
 
 @torch.no_grad()
-def predict_prompts(model, processor, sample: SliceSample, prompts: dict, device) -> dict:
-    """Binary masks for named prompts ``{name: box or None}`` from ONE image embedding.
+def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device) -> dict:
+    """Binary masks of a slice ``image`` for named prompts ``{name: box or None}`` from ONE image
+    embedding.
 
     All boxes are decoded together (each on its own); prompts without a box share one
     prompt-free decode.
     """
     model.eval()
     boxed = [name for name, box in prompts.items() if box is not None]
-    inputs = prepare(processor, [sample.image], [[prompts[n] for n in boxed]] if boxed else None)
+    inputs = prepare(processor, [image], [[prompts[n] for n in boxed]] if boxed else None)
     embedding = image_embeddings(model, inputs, device)
     masks = {}
     if boxed:
@@ -416,7 +417,7 @@ def predict_prompts(model, processor, sample: SliceSample, prompts: dict, device
 def predict_modes(model, processor, sample: SliceSample, modes: list[str], seed: int, device) -> dict:
     """Masks and boxes of the study's prompt modes: ``{mode: (mask, box)}``."""
     prompts = {mode: mode_box(mode, sample, seed) for mode in modes}
-    masks = predict_prompts(model, processor, sample, prompts, device)
+    masks = predict_prompts(model, processor, sample.image, prompts, device)
     return {mode: (masks[mode], prompts[mode]) for mode in modes}
 
 
@@ -447,7 +448,7 @@ def case_predictions(model, processor, sample: SliceSample, modes: list[str], se
     action = None
     if detection is not None:
         action, prompts["yolo_box"] = yolo_prompt(detection)
-    masks = predict_prompts(model, processor, sample, prompts, device)
+    masks = predict_prompts(model, processor, sample.image, prompts, device)
     if action == "empty_mask":
         masks["yolo_box"] = np.zeros_like(sample.mask)
     for mode, box in prompts.items():

@@ -190,17 +190,17 @@ def tumour_centre_mm(truth: np.ndarray, affine: np.ndarray) -> list[float]:
 
 
 def first_replicate_masks(metrics: pd.DataFrame, case_id: str) -> pd.DataFrame:
-    """Per method of the (3D) ``metrics``, the mask of its first replicate (the only one of a
-    zero-shot method) on a case."""
+    """Per method and prompt of the (3D) ``metrics``, the mask of its first replicate (the only one
+    of a zero-shot method) on a case."""
     rows = metrics[metrics.case_id == case_id]
     rows = rows.assign(seed_order=rows.seed.map(lambda seed: int(seed) if seed else -1))
-    return rows.sort_values(["method", "seed_order"]).groupby("method", sort=False).head(1)
+    return rows.sort_values(["method", "prompt", "seed_order"]).groupby(["method", "prompt"], sort=False).head(1)
 
 
 def viewer_cases(metric_paths, cases_path, job: ViewerJob) -> list[dict]:
     """Every picked case of the page, in the order worst, median, best, then named ones."""
     metrics = load_metrics(metric_paths)
-    metrics = metrics[(metrics.dataset == job.dataset) & (metrics.region == job.region) & (metrics.prompt == "3d")]
+    metrics = metrics[(metrics.dataset == job.dataset) & (metrics.region == job.region)]
     cases = read_tsv(cases_path).set_index("case_id", drop=False)
     picked = pick_cases(metrics, job.baseline, job.extra_cases)
     unknown = [case for case, _ in picked if case not in cases.index]

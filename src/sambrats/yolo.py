@@ -200,10 +200,7 @@ def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, dev
     """Per test slice the most confident box above ``conf`` (chosen table) and every box."""
     if policy not in NO_DETECTION_POLICIES:
         raise ValueError(f"unknown no-detection policy {policy!r}; choose one of {NO_DETECTION_POLICIES}")
-    offline_ultralytics(config_dir)
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights))
+    model = load_detector(weights, config_dir)
     device = device_argument(device_name)
     index = read_tsv(Path(slices_dir) / "index.tsv")
     test = index[index.split == "test"]
@@ -211,11 +208,9 @@ def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, dev
     for row in test.itertuples():
         png = Path(slices_dir) / f"{row.case_id}.png"
         height, width = _png_shape(png)
-        result = model.predict(str(png), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]
-        boxes = [(xyxy_to_box(xyxy, width, height), float(score))
-                 for xyxy, score in zip(result.boxes.xyxy.cpu().numpy(), result.boxes.conf.cpu().numpy())]
+        boxes = detect(model, png, imgsz, conf, device)
         truth = (row.x0, row.y0, row.x1, row.y1)
-        for rank, (box, score) in enumerate(sorted(boxes, key=lambda item: -item[1])):
+        for rank, (box, score) in enumerate(boxes):
             every.append({"case_id": row.case_id, "rank": rank, "x0": box[0], "y0": box[1], "x1": box[2],
                           "y1": box[3], "confidence": score, "box_iou": box_iou(box, truth)})
         chosen.append(choose_box(row.case_id, boxes, truth, policy, width, height))
@@ -223,6 +218,29 @@ def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, dev
     log.info("YOLO boxes: %d test slices, %d without detection (policy %s)", len(chosen), n_fallback, policy)
     every_columns = ["case_id", "rank", "x0", "y0", "x1", "y1", "confidence", "box_iou"]
     return pd.DataFrame(chosen, columns=BOX_COLUMNS), pd.DataFrame(every, columns=every_columns)
+
+
+def load_detector(weights, config_dir):
+    """The trained detector, ultralytics offline."""
+    offline_ultralytics(config_dir)
+    from ultralytics import YOLO
+
+    return YOLO(str(weights))
+
+
+def detect(model, image, imgsz: int, conf: float, device: str) -> list[tuple[tuple[int, int, int, int], float]]:
+    """Detections above ``conf`` of one slice, most confident first: (inclusive pixel box, confidence).
+    ``image``: a slice PNG, or the slice as 8-bit RGB pixels [H, W, 3] (what its PNG holds)."""
+    if isinstance(image, np.ndarray):
+        height, width = image.shape[:2]
+        source = np.ascontiguousarray(image[:, :, ::-1])  # ultralytics takes arrays as OpenCV's BGR
+    else:
+        height, width = _png_shape(Path(image))
+        source = str(image)
+    result = model.predict(source, imgsz=imgsz, conf=conf, device=device, verbose=False)[0]
+    boxes = [(xyxy_to_box(xyxy, width, height), float(score))
+             for xyxy, score in zip(result.boxes.xyxy.cpu().numpy(), result.boxes.conf.cpu().numpy())]
+    return sorted(boxes, key=lambda item: -item[1])
 
 
 def choose_box(case_id: str, boxes, truth, policy: str, width: int, height: int) -> dict:

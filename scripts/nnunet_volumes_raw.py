@@ -1,4 +1,4 @@
-"""Rule nnunet_3d_raw: a dataset's volumes as an nnU-Net raw dataset."""
+"""Rule nnunet_volumes_raw: a dataset's volumes as an nnU-Net raw dataset."""
 
 from sambrats import logs
 from sambrats.nnunet import write_raw_volumes

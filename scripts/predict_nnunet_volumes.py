@@ -1,4 +1,4 @@
-"""Rule predict_nnunet_3d: test-volume masks and per-case 3D metrics of nnU-Net 3d_fullres."""
+"""Rule predict_nnunet_volumes: test-volume masks and per-case 3D metrics of one nnU-Net configuration."""
 
 from sambrats import logs
 from sambrats.nnunet import write_volume_predictions
@@ -15,6 +15,7 @@ write_volume_predictions(
     snakemake.wildcards.dataset,
     params.layout,
     snakemake.wildcards.region,
+    snakemake.wildcards.configuration,
     params.device,
     params.nsd_tolerance_mm,
     params.seed,
