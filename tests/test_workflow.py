@@ -472,9 +472,9 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
                  "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
     for seed in SHORT_DEMO["replicates"]:  # each replicate is the same bytes as a rerun of itself
-        for name in ("sam/et/brats2024/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
-                     "yolo/et/brats2024/seed{}/metrics.tsv", "yolo/et/brats2024/seed{}/boxes.tsv",
-                     "sam/et/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
+        for name in ("sam/et/brats2019/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
+                     "yolo/et/brats2019/seed{}/metrics.tsv", "yolo/et/brats2019/seed{}/boxes.tsv",
+                     "sam/et/brats2019/seed{}/lora/adapter/adapter_model.safetensors",
                      "sam/et/brats2019/seed{}/volumes/yolo_per_slice/metrics.tsv",
                      "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv",
                      "nnunet_volumes/et/brats2019/2d/seed{}/metrics.tsv"):
@@ -491,18 +491,18 @@ def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics
     method; the same test cases, and the comparison reports both replicates and their spread."""
     results = short_demo_run / "results"
     first, second = SHORT_DEMO["replicates"]
-    for model in ("sam/et/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
-                  "yolo/et/brats2024/seed{}/weights/best.pt", "yolo/et/brats2019/seed{}/weights/best.pt",
+    for model in ("sam/et/brats2019/seed{}/lora/adapter/adapter_model.safetensors",
+                  "yolo/et/brats2019/seed{}/weights/best.pt",
                   "nnunet/et/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
         assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
-    for table in ("sam/et/brats2024/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
+    for table in ("sam/et/brats2019/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
                   "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv"):
         a, b = (read_tsv(results / table.format(seed)).query("method != 'sam_zeroshot'") for seed in (first, second))
         assert (a.seed.astype(str) == str(first)).all() and (b.seed.astype(str) == str(second)).all()
         assert a.case_id.tolist() == b.case_id.tolist(), table
         if not table.startswith("sam/"):  # two LoRA epochs segment no enhancing tumour: Dice 0 for either seed
             assert not np.allclose(a.dice, b.dice), table
-    losses = [read_tsv(results / f"sam/et/brats2024/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
+    losses = [read_tsv(results / f"sam/et/brats2019/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
     assert not np.allclose(*losses)  # LoRA-SAM's training took another path
     comparison = read_tsv(results / "comparison.tsv").set_index("row")
     trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d", "nnunet_2d"])
@@ -521,7 +521,7 @@ def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
     for job, record in records.items():
         assert record["numerics"] == "portable" and record["mkl_cbwr"] == "COMPATIBLE", job
         assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
-    training = records["train_lora_sam/et.brats2024.seed2024.log"]  # torch's own report of its kernels and threads
+    training = records["train_lora_sam/et.brats2019.seed2024.log"]  # torch's own report of its kernels and threads
     assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 1  # demo: threads 1
     assert training["onednn_enabled"] is False and training["nnpack_enabled"] is False  # ATen's convolutions
     assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
@@ -550,13 +550,13 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     assert {"nnunet", "sam_zeroshot", "lora_sam", "medsam2"} <= set(table.method)
     # Three contrasts (contrasts.et): the slices' RGB channels, nnU-Net 2D's three, MedSAM-2's frames
     rows = table.set_index("row")
-    assert rows.loc["LoRA-SAM + GT box", "input"] == "t1c+t2w+t2f slice, box as in the row"
-    assert rows.loc["nnU-Net", "input"] == "t1c+t2w+t2f slice"
+    assert rows.loc["LoRA-SAM + GT box", "input"] == "t1ce+t2+flair slice, box as in the row"  # BraTS 2019's names
+    assert rows.loc["nnU-Net", "input"] == "t1ce+t2+flair slice"
     assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce+t2+flair volume, one box on the key slice"
-    sample = load_sample(results / "slices/brats2024/et", read_tsv(results / "slices/brats2024/et/index.tsv").case_id[0])
+    sample = load_sample(results / "slices/brats2019/et", read_tsv(results / "slices/brats2019/et/index.tsv").case_id[0])
     assert sample.image.ndim == 3 and sample.image.shape[2] == 3
     dataset = json.loads((results / "nnunet/et/raw/Dataset501_BraTSslices/dataset.json").read_text())
-    assert dataset["channel_names"] == {"0": "t1c", "1": "t2w", "2": "t2f"}
+    assert dataset["channel_names"] == {"0": "t1ce", "1": "t2", "2": "flair"}
     for dataset, layout in (("brats2024", GLI), ("brats2019", LEGACY)):
         index = read_tsv(results / f"slices/{dataset}/et/index.tsv")
         cases = read_tsv(results / f"cases/{dataset}.tsv")
@@ -594,7 +594,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
         if run.endswith("box_per_slice"):  # the oracle has no box without the region: an empty mask, Dice 1
             assert (region_absent.area_pred == 0).all() and (region_absent.dice == 1).all()
     assert rows.loc["LoRA-SAM + GT box on every slice, region present", "n"] == (nnunet_3d.area_true > 0).sum()
-    assert (read_tsv(results / "sam/et/brats2024/seed2024/metrics.tsv").region == "et").all()
+    assert (read_tsv(results / "sam/et/brats2019/seed2024/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()
 
@@ -604,7 +604,7 @@ def test_the_automatic_rules_take_no_ground_truth(short_demo_run, short_demo_con
     take no segmentation file, no slice dataset (which holds masks) and no case folder as input."""
     result = run_snakemake(short_demo_run, "-n", "--forcerun", "predict_sam_volumes", *short_demo_config)
     assert result.returncode == 0, result.stdout
-    jobs = [block for block in result.stdout.split("\n\n") if block.lstrip().startswith("rule predict_sam_volumes:")]
+    jobs = re.findall(r"^rule predict_sam_volumes:\n((?:    .*\n)+)", result.stdout, flags=re.MULTILINE)
     automatic = [block for block in jobs if "prompt=yolo_per_slice" in block]
     assert len(automatic) == len(SHORT_DEMO["replicates"]) and len(jobs) == 2 * len(automatic)
     segs = set(read_tsv(short_demo_run / "results/cases/brats2019.tsv").seg)

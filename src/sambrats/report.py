@@ -86,7 +86,7 @@ TEST_NOTE = ("Training replicates: a trained method's row is over its training s
              "replicates' means), sd over seeds = sd of the replicates' means (each replicate's mean is in "
              "comparison.tsv); zero-shot rows have one run. p vs nnU-Net: two-sided paired Wilcoxon "
              "signed-rank test of the per-case Dice, averaged over replicates, against nnU-Net's on the same "
-             "cases (2D rows against the 2D baseline, MedSAM-2 3D against nnU-Net 3D), Holm-adjusted over the "
+             "cases (study rows against the 2D baseline, volume rows against nnU-Net 3D), Holm-adjusted over the "
              "rows of each protocol, dataset and region (the raw p-values are in comparison.tsv); nnU-Net has none "
              "against itself. Protocol: study = one axial slice per case, the one with the largest ground-truth "
              "area, so every study row used the ground truth to choose it; volume = whole test volumes, every "
