@@ -208,6 +208,14 @@ NNUNET_VOLUMES_DATASET = nnunet.dataset_name(
 )
 
 
+def get_volume_epochs(wildcards):
+    """Epochs of a volume configuration: `nnunet.volumes.epochs`, or `epochs_2d` for 2d if set."""
+    volumes = config["nnunet"]["volumes"]
+    if wildcards.configuration == "2d" and volumes["epochs_2d"] is not None:
+        return volumes["epochs_2d"]
+    return volumes["epochs"]
+
+
 def get_nnunet_volumes_root(wildcards):
     return expand(NNUNET_VOLUMES, region=wildcards.region, dataset=wildcards.dataset)[0]
 

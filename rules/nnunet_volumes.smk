@@ -79,7 +79,7 @@ rule train_nnunet_volumes:
         root=get_nnunet_volumes_root,
         dataset=NNUNET_VOLUMES_DATASET,
         dataset_id=config["nnunet"]["volumes"]["dataset_id"],
-        epochs=config["nnunet"]["volumes"]["epochs"],
+        epochs=get_volume_epochs,
         iterations=config["nnunet"]["volumes"]["iterations_per_epoch"],
         val_iterations=config["nnunet"]["volumes"]["val_iterations_per_epoch"],
         device=config["device"],
