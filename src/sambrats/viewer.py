@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 BUNDLE = "niivue.umd.js"  # the package's UMD build: a classic script that defines ``niivue``
 LICENCE = "LICENSE"
 TRUTH_COLOUR = "green"
-MASK_COLOURS = ("red", "blue", "violet", "warm", "winter", "gold")  # NiiVue colour maps, in method order
+# NiiVue colour maps, in method order; none greenish, so that the ground truth (green) stands apart.
+MASK_COLOURS = ("red", "blue", "violet", "warm", "copper", "gold")
 CSS_COLOURS = {"green": "#00ff00", "red": "#ff0000", "blue": "#0000ff", "violet": "#ff00ff",
-               "warm": "#ffa500", "winter": "#00ffff", "gold": "#ffd700"}
+               "warm": "#ffa500", "copper": "#b87333", "gold": "#ffd700"}
 MARGIN = 2  # voxels kept around the brain's bounding box
 # The npm tarball carries no licence file: NiiVue's LICENSE, as in its repository (niivue/niivue).
 NIIVUE_LICENCE = """BSD 2-Clause License
