@@ -19,7 +19,7 @@ import pytest
 from sambrats.outputs import read_tsv
 from sambrats.slices import load_sample
 
-from conftest import REPO, SNAKEMAKE, job_rules, share_evaluation_environment
+from conftest import REPO, SHORT_DEMO, SNAKEMAKE, job_rules, share_evaluation_environment
 from slurm_cluster import GPU_MODEL, LocalSlurm, PackagesUnavailable
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
@@ -127,7 +127,7 @@ def test_jobs_ran_through_slurm_and_gpu_rules_got_the_gpu_partition_and_gres(slu
                 assert f"--gpus={GPU_MODEL}:1" in line and "-p gpu " in line, line
             else:
                 assert "--gpus" not in line and "-p standard " in line, line
-    assert len(calls["medsam2_predict"]) == 2  # n_batches of the demo
+    assert len(calls["medsam2_predict"]) == SHORT_DEMO["medsam2"]["n_batches"]  # one job per batch
     jobs = [job for job in slurm_runs["jobs"] if job["Comment"].startswith("rule_")]
     completed = {re.match(r"rule_(\w+?)_wildcards", job["Comment"]).group(1)
                  for job in jobs if job["JobState"] == "COMPLETED"}
