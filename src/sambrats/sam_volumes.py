@@ -27,7 +27,7 @@ from .brats import get_layout, load_labels, read_volume, region_mask, resolve_co
 from .outputs import read_tsv, staged_directory, write_tsv
 from .progress import progress
 from .scoring import test_cases
-from .slices import axial_slice, intensity_range, normalise, tight_box
+from .slices import axial_slice, contrast_image, intensity_range, normalise, tight_box
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
     for path in image_paths:
         _, volume = read_volume(Path(path))
         volumes.append(normalise(volume, *intensity_range(volume, percentiles)))
-    if len(volumes) == 1:
-        return [axial_slice(volumes[0], k) for k in range(volumes[0].shape[2])]
-    return [np.stack([axial_slice(volume, k) for volume in volumes], axis=-1) for k in range(volumes[0].shape[2])]
+    return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
 
 
 def truth_boxes(region_volume: np.ndarray) -> list[tuple | None]:

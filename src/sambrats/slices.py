@@ -115,10 +115,14 @@ def slice_image(image_path, k: int, percentiles: tuple[float, float]) -> np.ndar
     return normalise(axial_slice(volume, k), *intensity_range(volume, percentiles))
 
 
+def contrast_image(images: list[np.ndarray]) -> np.ndarray:
+    """One slice's image from its contrasts' slices: one contrast [H, W], three as channels [H, W, 3]."""
+    return images[0] if len(images) == 1 else np.stack(images, axis=-1)
+
+
 def contrast_slice(image_paths, k: int, percentiles: tuple[float, float]) -> np.ndarray:
     """Slice ``k`` of one contrast [H, W], or of three as one image's channels [H, W, 3]."""
-    images = [slice_image(path, k, percentiles) for path in image_paths]
-    return images[0] if len(images) == 1 else np.stack(images, axis=-1)
+    return contrast_image([slice_image(path, k, percentiles) for path in image_paths])
 
 
 def save_sample(sample: SliceSample, folder: Path) -> None:
