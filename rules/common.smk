@@ -154,6 +154,14 @@ def get_sam_prompt_inputs(wildcards):
 
 # The volume protocol's prompts of LoRA-SAM (sambrats.sam_volumes) and the method each comes with.
 VOLUME_PROMPTS = {"box_per_slice": "lora_sam", "yolo_per_slice": "yolo_sam"}
+# MedSAM-2 prompted by the detector (sambrats.medsam2.predict_detected), when YOLO is configured.
+MEDSAM2_AUTOMATIC = "yolo_key_slice"
+# A prompted 3D run of the volume protocol (LoRA-SAM per slice, MedSAM-2 from the detector): masks/,
+# prompts.tsv, metrics.tsv; {family} is its folder under results/, VOLUME_FAMILIES its method.
+VOLUME_RUN = (
+    f"{RESULTS}/{{family}}/{{region}}/{{dataset}}/seed{{seed}}/volumes/{{prompt}}"
+)
+VOLUME_FAMILIES = {"sam": "lora_sam", "medsam2": "medsam2"}
 
 
 def volume_prompts():
@@ -166,22 +174,10 @@ def volume_prompts():
 
 
 def get_volume_prompt_inputs(wildcards):
-    """The detector's weights for the automatic prompt (trained on the same dataset and seed)."""
+    """The detector's table of the test volumes for the automatic prompt (same dataset and seed)."""
     if wildcards.prompt != "yolo_per_slice":
         return {}
-    return {"detector": expand(rules.train_yolo.output.weights, **wildcards)[0]}
-
-
-def get_volume_detector(wildcards, input):
-    """sambrats.sam_volumes.Detector of the automatic prompt; None for the oracle."""
-    if wildcards.prompt != "yolo_per_slice":
-        return None
-    return {
-        "weights": input.detector,
-        "imgsz": config["yolo"]["imgsz"],
-        "conf": config["yolo"]["conf"],
-        "config_dir": YOLO_CONFIG_DIR,
-    }
+    return {"detections": expand(rules.detect_volumes.output[0], **wildcards)[0]}
 
 
 def nnunet_dataset_name():
@@ -280,15 +276,29 @@ def get_method_metrics(method):
             prompt for prompt, owner in VOLUME_PROMPTS.items() if owner == method
         ]
         return study_2d([rules.predict_sam.output.metrics]) + expand(
-            rules.score_sam_volumes.output[0],
+            rules.score_volumes.output[0],
+            family="sam",
             dataset=config["volume_datasets"],
             prompt=prompts,
             allow_missing=True,
         )
     collect = rules.medsam2_collect.output
     return expand(
-        [collect.metrics, collect.metrics_2d],
+        [collect.metrics, collect.metrics_2d] + medsam2_automatic_metrics(),
         dataset=config["volume_datasets"],
+        allow_missing=True,
+    )
+
+
+def medsam2_automatic_metrics():
+    """MedSAM-2's automatic run (its detector trained per replicate), when YOLO is configured
+    (patterns with dataset, region, seed)."""
+    if "yolo_sam" not in config["methods"]:
+        return []
+    return expand(
+        rules.score_volumes.output[0],
+        family="medsam2",
+        prompt=MEDSAM2_AUTOMATIC,
         allow_missing=True,
     )
 
@@ -443,12 +453,16 @@ def method_inputs():
                 config["nnunet"]["volumes"]["channels"], dataset, "volume"
             ),
         )
-    inputs["medsam2"] = by_region(
-        config["volume_datasets"],
-        lambda dataset, region: seen(
-            config["contrasts"][region], dataset, "volume, one box on the key slice"
-        ),
-    )
+    for method, what in (
+        ("medsam2", "volume, one box on the key slice"),
+        ("medsam2_automatic", "volume, YOLO's most confident box as the key slice's"),
+    ):
+        inputs[method] = by_region(
+            config["volume_datasets"],
+            lambda dataset, region, what=what: seen(
+                config["contrasts"][region], dataset, what
+            ),
+        )
     return inputs
 
 
@@ -522,10 +536,13 @@ def volume_metrics_patterns():
     """The per-case metrics tables of the volume protocol's methods (patterns with dataset, region,
     seed)."""
     patterns = nnunet_volume_metrics() + expand(
-        rules.score_sam_volumes.output[0], prompt=volume_prompts(), allow_missing=True
+        rules.score_volumes.output[0],
+        family="sam",
+        prompt=volume_prompts(),
+        allow_missing=True,
     )
     if "medsam2" in config["methods"]:
-        patterns.append(rules.medsam2_collect.output.metrics)
+        patterns += [rules.medsam2_collect.output.metrics] + medsam2_automatic_metrics()
     return patterns
 
 

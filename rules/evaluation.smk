@@ -3,22 +3,24 @@
 # environment of its own: its pins (pandas<3, numpy<2.3) are not the workflow's.
 
 
-rule score_sam_volumes:
-    """Per-case 3D metrics of LoRA-SAM's masks of every test volume against the ground truth, and the
-    slice-level detection of its prompts (which slices got a box)."""
+rule score_volumes:
+    """Per-case 3D metrics of a prompted method's masks of every test volume (LoRA-SAM on every
+    slice, MedSAM-2 from the detector) against the ground truth, with the slice-level detection of
+    per-slice prompts (which slices got a box)."""
     input:
-        masks=rules.predict_sam_volumes.output.masks,
-        prompts=rules.predict_sam_volumes.output.prompts,
+        masks=f"{VOLUME_RUN}/masks",
+        prompts=f"{VOLUME_RUN}/prompts.tsv",
         cases=rules.discover_cases.output.cases,
         splits=rules.split_cases.output[0],
     output:
-        f"{SAM_VOLUMES}/metrics.tsv",
+        f"{VOLUME_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/score_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.log",
+        f"{LOGS}/score_volumes/{{family}}.{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/score_sam_volumes/{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/score_volumes/{{family}}.{{region}}.{{dataset}}.{{prompt}}.seed{{seed}}.tsv"
     wildcard_constraints:
-        prompt="|".join(VOLUME_PROMPTS),
+        family="|".join(VOLUME_FAMILIES),
+        prompt="|".join([*VOLUME_PROMPTS, MEDSAM2_AUTOMATIC]),
     conda:
         SOFTWARE
     threads: 1
@@ -27,7 +29,8 @@ rule score_sam_volumes:
         runtime=60,
     params:
         layout=get_dataset_layout,
-        method="lora_sam",
+        method=lambda wildcards: VOLUME_FAMILIES[wildcards.family],
+        per_slice=lambda wildcards: wildcards.prompt in VOLUME_PROMPTS,
         nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
     script:
         "../scripts/score_volumes.py"

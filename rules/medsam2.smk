@@ -83,3 +83,40 @@ rule medsam2_collect:
         SOFTWARE
     script:
         "../scripts/medsam2_collect.py"
+
+
+MEDSAM2_VOLUMES = expand(
+    VOLUME_RUN, family="medsam2", prompt=MEDSAM2_AUTOMATIC, allow_missing=True
+)[0]
+
+
+rule medsam2_automatic:
+    """MedSAM-2 with no ground truth: the detector's most confident box over a test volume is the
+    key slice's prompt, propagation both ways; a volume without a detection, an empty mask.
+    """
+    input:
+        checkpoint=medsam2_checkpoint(),
+        detections=rules.detect_volumes.output[0],
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        masks=directory(f"{MEDSAM2_VOLUMES}/masks"),
+        prompts=f"{MEDSAM2_VOLUMES}/prompts.tsv",
+    log:
+        f"{LOGS}/medsam2_automatic/{{region}}.{{dataset}}.seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/medsam2_automatic/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+    conda:
+        SOFTWARE
+    threads: job_threads(4)
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=360,
+        gpu=1,
+    params:
+        layout=get_dataset_layout,
+        contrasts=get_region_contrasts,
+        settings=medsam2_settings(),
+        device=config["device"],
+    script:
+        "../scripts/medsam2_automatic.py"

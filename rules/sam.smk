@@ -92,9 +92,9 @@ rule predict_sam:
         "../scripts/predict_sam.py"
 
 
-SAM_VOLUMES = (
-    f"{SAM_RUN}/volumes/{{prompt}}"  # the volume protocol: one prompt of one replicate
-)
+SAM_VOLUMES = expand(VOLUME_RUN, family="sam", allow_missing=True)[
+    0
+]  # one prompt of one replicate
 
 
 rule predict_sam_volumes:
@@ -127,7 +127,6 @@ rule predict_sam_volumes:
         layout=get_dataset_layout,
         contrasts=get_region_contrasts,
         percentiles=config["slices"]["clip_percentiles"],
-        detector=get_volume_detector,
         device=config["device"],
     script:
         "../scripts/predict_sam_volumes.py"

@@ -99,3 +99,36 @@ rule predict_yolo_boxes:
         config_dir=YOLO_CONFIG_DIR,
     script:
         "../scripts/predict_yolo_boxes.py"
+
+
+rule detect_volumes:
+    """The detector on every axial slice of every test volume: each slice's most confident box
+    above `conf` (the automatic prompts of the volume protocol; no ground truth read).
+    """
+    input:
+        weights=rules.train_yolo.output.weights,
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        f"{YOLO_RUN}/volume_detections.tsv",
+    log:
+        f"{LOGS}/detect_volumes/{{region}}.{{dataset}}.seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/detect_volumes/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+    conda:
+        SOFTWARE
+    threads: job_threads(2)
+    resources:
+        mem_mb=memory_per_attempt(8000),
+        runtime=120,
+        gpu=1,
+    params:
+        layout=get_dataset_layout,
+        contrasts=get_region_contrasts,
+        percentiles=config["slices"]["clip_percentiles"],
+        imgsz=config["yolo"]["imgsz"],
+        conf=config["yolo"]["conf"],
+        device=config["device"],
+        config_dir=YOLO_CONFIG_DIR,
+    script:
+        "../scripts/detect_volumes.py"

@@ -1,7 +1,7 @@
 """Rule predict_sam_volumes: LoRA-SAM masks of every test volume, one box prompt per slice."""
 
 from sambrats import logs
-from sambrats.sam_volumes import Detector, write_volume_masks
+from sambrats.sam_volumes import write_volume_masks
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -18,5 +18,5 @@ write_volume_masks(
     params.percentiles,
     snakemake.wildcards.prompt,
     params.device,
-    Detector(**params.detector) if params.detector else None,
+    snakemake.input.get("detections"),
 )

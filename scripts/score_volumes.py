@@ -1,4 +1,4 @@
-"""Rule score_sam_volumes: per-case 3D metrics of one run's masks of every test volume."""
+"""Rule score_volumes: per-case 3D metrics of one run's masks of every test volume."""
 
 from sambrats import logs
 from sambrats.scoring import write_volume_scores
@@ -16,5 +16,5 @@ write_volume_scores(
     snakemake.wildcards.prompt,
     snakemake.params.nsd_tolerance_mm,
     int(snakemake.wildcards.seed),
-    snakemake.input.prompts,
+    snakemake.input.prompts if snakemake.params.per_slice else None,
 )

@@ -12,11 +12,11 @@ import pytest
 import torch
 from transformers import SamModel
 
-from sambrats import sam, sam_volumes, scoring
+from sambrats import detection, medsam2, sam, sam_volumes, scoring
 from sambrats.brats import GLI, LEGACY, discover, region_mask, load_labels
 from sambrats.outputs import read_tsv, write_tsv
 from sambrats.presets import SAM_STANDINS
-from sambrats.slices import contrast_slice
+from sambrats.slices import contrast_slice, volume_slices
 from sambrats.splits import patient_split
 
 CPU = torch.device("cpu")
@@ -45,7 +45,7 @@ def lora_sam(tmp_path_factory):
 def test_volume_slices_are_the_slice_datasets_images(cohorts, contrasts):
     cases, _ = discover(cohorts["gli"], GLI, "brats2024")
     paths = [cases.loc[0, name] for name in (f"{c}" for c in contrasts)]
-    slices = sam_volumes.volume_slices(paths, (0.5, 99.5))
+    slices = volume_slices(paths, (0.5, 99.5))
     assert len(slices) == nib.load(paths[0]).shape[2]
     for k in (0, 7, len(slices) - 1):
         np.testing.assert_array_equal(slices[k], contrast_slice(paths, k, (0.5, 99.5)))
@@ -118,40 +118,71 @@ def test_a_missing_or_misshapen_mask_is_named(cohorts, tmp_path):
                                    "lora_sam", "box_per_slice", 2.0)
 
 
-def test_the_automatic_prompt_needs_a_detector(tmp_path, lora_sam):
-    with pytest.raises(ValueError, match="yolo_per_slice needs a detector"):
+def test_the_automatic_prompt_needs_the_detectors_table(tmp_path, lora_sam):
+    with pytest.raises(ValueError, match="yolo_per_slice needs the detector's table"):
         sam_volumes.write_volume_masks(lora_sam / "base", lora_sam / "adapter", tmp_path / "c.tsv", tmp_path / "s.tsv",
                                        tmp_path / "m", tmp_path / "p.tsv", "gli", "wt", ["t2f"], (0.5, 99.5),
                                        sam_volumes.AUTOMATIC, "cpu")
 
 
+def test_detections_give_per_slice_prompts_and_the_volumes_key_slice():
+    table = pd.DataFrame([("a", 1, 2, 3, 9, 8, 0.4), ("a", 3, 1, 1, 5, 6, 0.9), ("a", 5, 0, 0, 4, 4, 0.9),
+                          ("b", 0, 1, 2, 3, 4, 0.3)], columns=detection.DETECTION_COLUMNS)
+    assert detection.slice_prompts(table, "a", 6) == [None, ((2, 3, 9, 8), 0.4), None, ((1, 1, 5, 6), 0.9), None,
+                                                      ((0, 0, 4, 4), 0.9)]
+    assert detection.key_slice_prompt(table, "a") == (3, ((1, 1, 5, 6), 0.9))  # the most confident; a tie: lowest
+    assert detection.key_slice_prompt(table, "b") == (0, ((1, 2, 3, 4), 0.3))
+    assert detection.key_slice_prompt(table, "c") is None and detection.slice_prompts(table, "c", 2) == [None, None]
+
+
 def test_the_automatic_pipeline_reads_no_ground_truth(cohort_copy, tmp_path, lora_sam):
-    """YOLO on every slice prompts LoRA-SAM; the masks are the same bytes with the seg files gone."""
+    """YOLO on every slice of the test volumes prompts LoRA-SAM (each slice its box) and MedSAM-2 (the
+    volume's most confident box on its slice); the detections and every mask are the same bytes with
+    the seg files gone."""
     from conftest import write_samples
     from sambrats import yolo
+    from sambrats.medsam2_standin import ClipTraining, write_standin
 
     write_samples(tmp_path / "slices", 8)
     yolo.export_dataset(tmp_path / "slices", tmp_path / "ds")
     config_dir = tmp_path / "ultralytics"
     yolo.train_yolo(tmp_path / "ds/data.yaml", "yolov8n.yaml", tmp_path / "runs/train", tmp_path / "best.pt",
                     tmp_path / "results.csv", yolo.YoloSettings(1, 64, 4, 10, 0, 0), "cpu", config_dir)
-    detector = sam_volumes.Detector(str(tmp_path / "best.pt"), 64, 0.0, str(config_dir))  # conf 0: it detects
+    standin = tmp_path / "medsam2.pt"
+    write_standin(standin, tmp_path / "medsam2.history.tsv", 32,
+                  ClipTraining(n_cases=2, shape=(32, 32, 16), seed=3, modality="t2f", lesions=0, image_steps=1,
+                               image_batch=2, clips=1, clip_length=3, lr=3e-4), "cpu")
+    settings = medsam2.MedsamSettings(image_size=32, checkpoint_image_size=512, box_jitter=0, largest_component=True,
+                                      offload_video_to_cpu=False, offload_state_to_cpu=False, encoder_batch=8,
+                                      overlays=0, seed=0, clip_percentiles=(0.5, 99.5), nsd_tolerance_mm=2.0)
     root = cohort_copy("gli")
     cases = case_tables(root, GLI, "brats2024", tmp_path)
 
-    def masks(name):
+    def automatic(name):
+        folder = tmp_path / name
+        detection.write_volume_detections(tmp_path / "best.pt", config_dir, tmp_path / "cases.tsv",
+                                          tmp_path / "splits.tsv", folder / "detections.tsv", "gli", ["t2f"],
+                                          (0.5, 99.5), 64, 0.0, "cpu")  # conf 0: it detects
         sam_volumes.write_volume_masks(lora_sam / "base", lora_sam / "adapter", tmp_path / "cases.tsv",
-                                       tmp_path / "splits.tsv", tmp_path / name, tmp_path / f"{name}.tsv", "gli",
-                                       "wt", ["t2f"], (0.5, 99.5), sam_volumes.AUTOMATIC, "cpu", detector)
-        return {path.name: path.read_bytes() for path in sorted((tmp_path / name).iterdir())}
+                                       tmp_path / "splits.tsv", folder / "sam", folder / "sam.tsv", "gli", "wt",
+                                       ["t2f"], (0.5, 99.5), sam_volumes.AUTOMATIC, "cpu", folder / "detections.tsv")
+        medsam2.predict_detected(standin, tmp_path / "cases.tsv", tmp_path / "splits.tsv", folder / "detections.tsv",
+                                 folder / "medsam2", folder / "medsam2.tsv", "gli", ["t2f"], settings, "cpu")
+        return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
-    first = masks("with_truth")
-    prompts = read_tsv(tmp_path / "with_truth.tsv")
-    assert len(prompts) > 0 and prompts.confidence.between(0, 1).all()
+    first = automatic("with_truth")
+    found = read_tsv(tmp_path / "with_truth/detections.tsv")
+    assert len(found) > 0 and found.confidence.between(0, 1).all()
+    assert read_tsv(tmp_path / "with_truth/sam.tsv").equals(found)  # LoRA-SAM's prompts: every detection
+    keys = read_tsv(tmp_path / "with_truth/medsam2.tsv")
+    test = scoring.test_cases(tmp_path / "splits.tsv")
+    assert keys.case_id.tolist() == [case for case in test if case in set(found.case_id)]
+    for row in keys.itertuples():  # MedSAM-2's prompt: the volume's most confident detection
+        assert row.confidence == found.confidence[found.case_id == row.case_id].max()
+    assert sorted(path.name for path in (tmp_path / "with_truth/medsam2").iterdir()) == sorted(f"{c}.nii.gz" for c in test)
     for seg in cases.seg:  # absolute paths: the cohort's root is
         Path(seg).unlink()
-    assert masks("without_truth") == first
-    assert read_tsv(tmp_path / "without_truth.tsv").equals(prompts)
+    assert automatic("without_truth") == first
 
 
 def test_slice_level_detection_counts_prompted_slices_against_the_region():

@@ -43,7 +43,7 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
                  "train_lora_sam", "predict_sam", "yolo_dataset", "train_yolo", "evaluate_yolo",
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
                  "nnunet_volumes_raw", "nnunet_volumes_preprocess", "train_nnunet_volumes", "predict_nnunet_volumes",
-                 "predict_sam_volumes", "score_sam_volumes", "lesionwise_metrics", "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
+                 "predict_sam_volumes", "score_volumes", "detect_volumes", "medsam2_automatic", "lesionwise_metrics", "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
                  "medsam2_collect", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
@@ -79,10 +79,13 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     assert result.stdout.count("rule compare_methods:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
     # The volume protocol: both nnU-Net configurations, both LoRA-SAM prompts, each dataset, region and seed.
-    for rule in ("train_nnunet_volumes", "predict_nnunet_volumes", "predict_sam_volumes", "score_sam_volumes"):
+    for rule in ("train_nnunet_volumes", "predict_nnunet_volumes", "predict_sam_volumes"):
         assert result.stdout.count(f"rule {rule}:") == 2 * 2 * 3 * 3
+    for rule in ("detect_volumes", "medsam2_automatic"):  # YOLO on every test slice, MedSAM-2 from its boxes
+        assert result.stdout.count(f"rule {rule}:") == 2 * 3 * 3
+    assert result.stdout.count("rule score_volumes:") == 2 * 2 * 3 * 3 + 2 * 3 * 3  # LoRA-SAM's and MedSAM-2's
     assert result.stdout.count("rule nnunet_volumes_preprocess:") == 2 * 3  # both configurations in one job
-    assert result.stdout.count("rule lesionwise_metrics:") == (36 + 36 + 2 * 3)  # every 3D run
+    assert result.stdout.count("rule lesionwise_metrics:") == (36 + 36 + 2 * 3 + 18)  # every 3D run
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/wt/brats2024/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
@@ -231,9 +234,9 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         "MedSAM-2 zero-shot, key slice",  # the study protocol's rows, then the volume protocol's
         "nnU-Net 3D", "nnU-Net 2D", "LoRA-SAM + GT box on every slice", "LoRA-SAM + GT box on every slice, region present",
         "YOLOv8n + LoRA-SAM on every slice", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present",
-        "MedSAM-2 zero-shot, 3D, all cases",
+        "YOLOv8n + MedSAM-2, 3D", "MedSAM-2 zero-shot, 3D, all cases",
     ]
-    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 8
+    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 9
     assert set(table.dataset) == {"brats2024"}  # the demo runs both protocols on the study's dataset
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
     assert (table.n[~all_cases] >= 12).all() and (table.n_cases[all_cases] == 60).all()  # test split / every case
@@ -242,6 +245,8 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t2f volume, one box on the key slice"
     assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "input"] == "t2f slices of the volume, YOLO's box on each"
     assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "ground_truth_used"] == "none"
+    assert rows.loc["YOLOv8n + MedSAM-2, 3D", "ground_truth_used"] == "none"
+    assert rows.loc["YOLOv8n + MedSAM-2, 3D", "input"] == "t2f volume, YOLO's most confident box as the key slice's"
     volume = table.protocol == "volume"
     assert (table.n_cases[volume & ~all_cases & ~table.row.str.endswith("region present")]
             == rows.loc["nnU-Net 3D", "n_cases"]).all()  # every volume row on every test case
@@ -279,7 +284,8 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
 
 
 VOLUME_RUNS = ["nnunet_volumes/wt/brats2024/3d_fullres/seed2024", "nnunet_volumes/wt/brats2024/2d/seed2024",
-               "sam/wt/brats2024/seed2024/volumes/box_per_slice", "sam/wt/brats2024/seed2024/volumes/yolo_per_slice"]
+               "sam/wt/brats2024/seed2024/volumes/box_per_slice", "sam/wt/brats2024/seed2024/volumes/yolo_per_slice",
+               "medsam2/wt/brats2024/seed2024/volumes/yolo_key_slice"]
 
 
 def test_every_3d_run_is_scored_lesion_wise_by_the_official_package(demo_run):
@@ -309,7 +315,8 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
     masks = {"nnunet_volumes/wt/brats2024/3d_fullres/seed2024": "predictions",
              "nnunet_volumes/wt/brats2024/2d/seed2024": "predictions",
              "sam/wt/brats2024/seed2024/volumes/box_per_slice": "masks",
-             "sam/wt/brats2024/seed2024/volumes/yolo_per_slice": "masks"}
+             "sam/wt/brats2024/seed2024/volumes/yolo_per_slice": "masks",
+             "medsam2/wt/brats2024/seed2024/volumes/yolo_key_slice": "masks"}
     for run, folder in masks.items():
         metrics = read_tsv(results / run / "metrics.tsv")
         assert sorted(metrics.case_id) == test and (metrics.split == "test").all()
@@ -324,7 +331,7 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
     assert float(table.loc["nnU-Net 2D", "dice_mean"]) >= 0.6
     assert float(table.loc["YOLOv8n + LoRA-SAM on every slice", "dice_mean"]) > 0.5
     for row in ("nnU-Net 2D", "LoRA-SAM + GT box on every slice", "YOLOv8n + LoRA-SAM on every slice",
-                "MedSAM-2 zero-shot, 3D"):
+                "MedSAM-2 zero-shot, 3D", "YOLOv8n + MedSAM-2, 3D"):
         assert 0 < float(table.loc[row, "p_vs_nnunet"]) <= 1  # each paired with nnU-Net 3D
     prompts = read_tsv(results / "sam/wt/brats2024/seed2024/volumes/box_per_slice/prompts.tsv")
     assert (prompts.confidence == 1.0).all() and set(prompts.case_id) <= set(test)
@@ -478,6 +485,7 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
                      "yolo/et/brats2019/seed{}/metrics.tsv", "yolo/et/brats2019/seed{}/boxes.tsv",
                      "sam/et/brats2019/seed{}/lora/adapter/adapter_model.safetensors",
                      "sam/et/brats2019/seed{}/volumes/yolo_per_slice/metrics.tsv",
+                     "medsam2/et/brats2019/seed{}/volumes/yolo_key_slice/metrics.tsv",
                      "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv",
                      "nnunet_volumes/et/brats2019/2d/seed{}/metrics.tsv"):
             assert name.format(seed) in first
@@ -488,33 +496,35 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
     assert not differing, f"{len(differing)} of {len(first)} files differ, e.g. {differing[:10]}"
 
 
-def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics(short_demo_run):
-    """Two replicates of the short demo: other weights and other per-case metrics for every trained
-    method; the same test cases, and the comparison reports both replicates and their spread."""
-    results = short_demo_run / "results"
-    first, second = SHORT_DEMO["replicates"]
-    for model in ("sam/et/brats2019/seed{}/lora/adapter/adapter_model.safetensors",
-                  "yolo/et/brats2019/seed{}/weights/best.pt",
-                  "nnunet/et/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
+def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics(demo_run):
+    """The demo's two replicates: other weights and other per-case metrics for every trained method;
+    the same test cases, and the comparison reports both replicates and their spread."""
+    results = demo_run / "results"
+    first, second = DEMO_CONFIG["replicates"]
+    for model in ("sam/wt/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
+                  "yolo/wt/brats2024/seed{}/weights/best.pt",
+                  "nnunet/wt/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
         assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
-    for table in ("sam/et/brats2019/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
-                  "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv"):
+    for table in ("sam/wt/brats2024/seed{}/metrics.tsv", "nnunet/wt/seed{}/metrics.tsv",
+                  "nnunet_volumes/wt/brats2024/3d_fullres/seed{}/metrics.tsv",
+                  "nnunet_volumes/wt/brats2024/2d/seed{}/metrics.tsv",
+                  "sam/wt/brats2024/seed{}/volumes/yolo_per_slice/metrics.tsv",
+                  "medsam2/wt/brats2024/seed{}/volumes/yolo_key_slice/metrics.tsv"):
         a, b = (read_tsv(results / table.format(seed)).query("method != 'sam_zeroshot'") for seed in (first, second))
         assert (a.seed.astype(str) == str(first)).all() and (b.seed.astype(str) == str(second)).all()
         assert a.case_id.tolist() == b.case_id.tolist(), table
-        # Two LoRA epochs, or two 2D nnU-Net iterations on the one test slice with enhancing tumour, segment
-        # none of it: Dice 0 for either seed; the volume models' masks differ on every test volume.
-        if table.startswith("nnunet_volumes/"):
-            assert not np.allclose(a.dice, b.dice), table
-    losses = [read_tsv(results / f"sam/et/brats2019/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
+        assert not np.allclose(a.dice, b.dice), table  # each replicate's masks
+    losses = [read_tsv(results / f"sam/wt/brats2024/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
     assert not np.allclose(*losses)  # LoRA-SAM's training took another path
     comparison = read_tsv(results / "comparison.tsv").set_index("row")
-    trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d", "nnunet_2d"])
+    # every trained method, and MedSAM-2 prompted by each replicate's detector
+    trained = comparison.method.isin(["nnunet", "lora_sam", "nnunet_3d", "nnunet_2d"]) | (
+        comparison.prompt == "yolo_key_slice")
     assert (comparison.replicates[trained] == 2).all() and (comparison.replicates[~trained] == 1).all()
     assert comparison.dice_seed_sd[trained].notna().all()
     assert comparison.loc["nnU-Net", "dice_by_seed"].count(":") == 2
     assert "sd over seeds" in (results / "comparison.md").read_text()
-    assert (results / "figures/et/replicates.png").stat().st_size > 1000
+    assert (results / "figures/wt/replicates.png").stat().st_size > 1000
 
 
 def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
@@ -589,7 +599,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     # The volume protocol's other methods (2D models trained on brats2019's own key slices) on every
     # test case too, the region-absent ones scored by BraTS's conventions.
     for run in ("nnunet_volumes/et/brats2019/2d/seed2024", "sam/et/brats2019/seed2024/volumes/box_per_slice",
-                "sam/et/brats2019/seed2024/volumes/yolo_per_slice"):
+                "sam/et/brats2019/seed2024/volumes/yolo_per_slice", "medsam2/et/brats2019/seed2024/volumes/yolo_key_slice"):
         metrics = read_tsv(results / run / "metrics.tsv").set_index("case_id")
         assert sorted(metrics.index) == sorted(test_cases), run
         region_absent = metrics[metrics.area_true == 0]
@@ -604,20 +614,24 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
 
 
 def test_the_automatic_rules_take_no_ground_truth(short_demo_run, short_demo_config):
-    """Read from the job graph: the jobs that make the automatic rows (YOLO + LoRA-SAM on every slice)
-    take no segmentation file, no slice dataset (which holds masks) and no case folder as input."""
-    result = run_snakemake(short_demo_run, "-n", "--forcerun", "predict_sam_volumes", *short_demo_config)
+    """Read from the job graph: the jobs that make the automatic rows (YOLO on every test slice, then
+    LoRA-SAM on every slice and MedSAM-2 from its boxes) take no segmentation file, no slice dataset
+    (which holds masks) and no case folder as input."""
+    result = run_snakemake(short_demo_run, "-n", "--forcerun", "detect_volumes", *short_demo_config)
     assert result.returncode == 0, result.stdout
-    jobs = re.findall(r"^rule predict_sam_volumes:\n((?:    .*\n)+)", result.stdout, flags=re.MULTILINE)
-    automatic = [block for block in jobs if "prompt=yolo_per_slice" in block]
-    assert len(automatic) == len(SHORT_DEMO["replicates"]) and len(jobs) == 2 * len(automatic)
     segs = set(read_tsv(short_demo_run / "results/cases/brats2019.tsv").seg)
-    for block in automatic:
-        inputs = re.search(r"input: (.*)", block).group(1).split(", ")
-        assert "results/splits/brats2019.tsv" in inputs and any(path.endswith("best.pt") for path in inputs)
-        assert not segs & set(inputs) and not any(
-            path.startswith(("results/slices/", "results/demo/raw/")) or "seg" in Path(path).name for path in inputs
-        ), inputs
+    for rule in ("detect_volumes", "predict_sam_volumes", "medsam2_automatic"):
+        jobs = re.findall(rf"^rule {rule}:\n((?:    .*\n)+)", result.stdout, flags=re.MULTILINE)
+        assert len(jobs) == len(SHORT_DEMO["replicates"]), rule  # one per replicate; the oracle's jobs do not rerun
+        for block in jobs:
+            assert rule != "predict_sam_volumes" or "prompt=yolo_per_slice" in block
+            inputs = re.search(r"input: (.*)", block).group(1).split(", ")
+            assert "results/splits/brats2019.tsv" in inputs
+            assert any(path.endswith(("best.pt", "volume_detections.tsv")) for path in inputs), inputs
+            assert not segs & set(inputs) and not any(
+                path.startswith(("results/slices/", "results/demo/raw/")) or "seg" in Path(path).name
+                for path in inputs
+            ), inputs
 
 
 def markdown_table_rows(text: str, header_start: str) -> list[str]:

@@ -4,8 +4,10 @@ MedSAM-2 is ``sam2.1_hiera_t`` at 512 px: the model is built from the package's 
 Hydra overrides for the image size (and the memory-attention RoPE feature sizes = size / 16; below
 224 px, Hiera's attention windows clamped to its feature maps, see :func:`trunk_windows`).
 Checkpoints are ``{"model": state_dict}`` files, read with ``weights_only=True`` and loaded
-strictly. Axial slices are the frames of the "video"; the box goes on the key slice (largest
-ground-truth area), masks propagate forwards and backwards from it and are united.
+strictly. Axial slices are the frames of the "video"; the box goes on the key slice, masks
+propagate forwards and backwards from it and are united. The key slice and box come from the ground
+truth (largest area, the oracle) or from the detector (its most confident box over the volume,
+:func:`predict_detected`, the automatic row).
 
 Frames are fed as a tensor, not as JPEGs: sam2 1.1.0's ``init_state`` reads frames through
 ``sam2.sam2_video_predictor.load_video_frames``; :func:`frames_from_tensor` swaps that loader for
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_contrasts, save_mask
+from .detection import DETECTION_COLUMNS, key_slice_prompt
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
@@ -37,6 +40,7 @@ from .plotting import pyplot
 from .seeding import seed_everything
 from .slices import axial_slice, axial_spacing, intensity_range, largest_area_slice, normalise, seeded_jitter, tight_box
 from .progress import progress
+from .scoring import test_cases
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +246,30 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
+def segment_from_box(predictor, volumes, key: int, box, settings: MedsamSettings, device):
+    """MedSAM-2's mask [i, j, k] of one volume (its contrasts' arrays) from one box on slice ``key``,
+    propagated both ways, and the frames visited per direction."""
+    frames = preprocess(volumes, settings.image_size, settings.clip_percentiles)
+    height, width = volumes[0].shape[1], volumes[0].shape[0]
+    masks, visits = propagate(predictor, frames, height, width, key, box, device,
+                              settings.offload_video_to_cpu, settings.offload_state_to_cpu, settings.encoder_batch)
+    prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
+    if settings.largest_component:
+        prediction = largest_component(prediction)
+    return prediction, visits
+
+
+def read_contrasts(paths) -> tuple[nib.Nifti1Image, list[np.ndarray]]:
+    """The first contrast's image and every contrast's array of one case."""
+    image, volume = read_volume(Path(paths[0]))
+    return image, [volume] + [read_volume(Path(path))[1] for path in paths[1:]]
+
+
 def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, device) -> Segmentation:
     """MedSAM-2 on one case of the batch (``row``: its cases-table row, contrasts resolved). The
     prompt comes from the ground truth: a case without the region has none, and this oracle
     predicts an empty mask (key and box None), scored by the empty-mask conventions."""
-    image, volume = read_volume(Path(row[job.contrasts[0]]))
-    volumes = [volume] + [read_volume(Path(row[name]))[1] for name in job.contrasts[1:]]
+    image, volumes = read_contrasts([row[name] for name in job.contrasts])
     _, seg = load_labels(Path(row["seg"]), get_layout(job.layout))
     truth = region_mask(seg, get_layout(job.layout), job.region)
     key, area = largest_area_slice(truth)
@@ -257,13 +279,7 @@ def segment_case(predictor, row: dict, job: BatchJob, settings: MedsamSettings, 
     box = tight_box(key_mask)
     if settings.box_jitter:
         box = seeded_jitter(box, settings.box_jitter, key_mask.shape, settings.seed, row["case_id"])
-    frames = preprocess(volumes, settings.image_size, settings.clip_percentiles)
-    height, width = volume.shape[1], volume.shape[0]
-    masks, visits = propagate(predictor, frames, height, width, key, box, device,
-                              settings.offload_video_to_cpu, settings.offload_state_to_cpu, settings.encoder_batch)
-    prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
-    if settings.largest_component:
-        prediction = largest_component(prediction)
+    prediction, visits = segment_from_box(predictor, volumes, key, box, settings, device)
     return Segmentation(prediction, truth, image, key, box, visits)
 
 
@@ -373,3 +389,34 @@ def collect_batches(batch_dirs, predictions_dir, metrics_path, metrics_2d_path, 
                        ("skipped.tsv", skipped_path)):
         tables = [read_tsv(Path(batch) / name) for batch in batch_dirs]
         write_tsv(pd.concat(tables, ignore_index=True).sort_values("case_id"), path)
+
+
+def predict_detected(checkpoint, cases_path, splits_path, detections_path, masks_dir, prompts_path, layout_name: str,
+                     contrasts, settings: MedsamSettings, device_name: str = "auto") -> None:
+    """MedSAM-2 prompted by the detector (rule medsam2_automatic): on every test volume, the most
+    confident detection of its slices (the detector's table) is the key slice and its box; a
+    volume without a detection gets an empty mask. ``{case}.nii.gz`` in ``masks_dir`` and the
+    prompts table (one row per prompted volume); no segmentation is read."""
+    device = resolve_device(device_name)
+    seed_everything(settings.seed)
+    predictor = load_predictor(checkpoint, settings.image_size, device, settings.checkpoint_image_size)
+    names = resolve_contrasts(get_layout(layout_name), contrasts)
+    cases = read_tsv(cases_path).set_index("case_id")
+    detections = read_tsv(detections_path)
+    rows = []
+    with staged_directory(masks_dir) as folder:
+        for case_id in progress(test_cases(splits_path), "MedSAM-2 from the detector's key slice", "case"):
+            image, volumes = read_contrasts([cases.loc[case_id, name] for name in names])
+            prompt = key_slice_prompt(detections, case_id)
+            if prompt is None:
+                prediction = np.zeros(volumes[0].shape, dtype=bool)
+                log.warning("%s: no detection on any slice: an empty mask", case_id)
+            else:
+                key, (box, confidence) = prompt
+                prediction, _ = segment_from_box(predictor, volumes, key, box, settings, device)
+                rows.append({"case_id": case_id, "slice_index": key, **dict(zip(("x0", "y0", "x1", "y1"), box)),
+                             "confidence": confidence})
+                log.info("%s: key slice %d, box %s (confidence %.3f), %d mask voxels", case_id, key, box, confidence,
+                         int(prediction.sum()))
+            save_mask(prediction, image, folder / f"{case_id}.nii.gz")
+    write_tsv(pd.DataFrame(rows, columns=DETECTION_COLUMNS), prompts_path)

@@ -62,6 +62,8 @@ ROWS = (
     # its box comes from the ground truth: without the region it predicts nothing, rightly
     Row("MedSAM-2 zero-shot, 3D, region present", "medsam2", "3d", cases="present", baseline="nnunet_3d",
         protocol="volume", truth=KEY_SLICE_BOX + " (cases with the region)"),
+    Row("{detector} + MedSAM-2, 3D", "medsam2", "yolo_key_slice", baseline="nnunet_3d", protocol="volume",
+        truth="none", seen="medsam2_automatic"),
     Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None, protocol="volume",
         truth=KEY_SLICE_BOX),
 )

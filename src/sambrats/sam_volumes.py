@@ -5,8 +5,9 @@ Two ways to prompt a slice:
 
 * ``box_per_slice`` (oracle): the ground truth's tight box of the region on each slice that holds
   it; the other slices stay empty. The upper bound of a box-prompted 2D model.
-* ``yolo_per_slice`` (automatic): the detector on every slice; its most confident detection above
-  ``conf`` prompts the slice, no detection leaves it empty. No ground truth is read.
+* ``yolo_per_slice`` (automatic): the detector's table of every slice (``detection``, rule
+  detect_volumes): a slice with a detection is prompted by its box, the others stay empty. No
+  ground truth is read.
 
 Slices are the 2D methods' images (``slices``: row = j, column = i; one contrast or three as RGB,
 each normalised by its whole volume), so a model trained on the slice dataset sees the same pixels.
@@ -16,64 +17,30 @@ Beside the masks, ``prompts.tsv`` lists every prompted slice (case, slice index,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from .brats import get_layout, load_labels, read_volume, region_mask, resolve_contrasts, save_mask
+from .brats import get_layout, load_labels, region_mask, resolve_contrasts, save_mask
+from .detection import DETECTION_COLUMNS, detection_rows, slice_prompts
 from .outputs import read_tsv, staged_directory, write_tsv
 from .progress import progress
 from .scoring import test_cases
-from .slices import axial_slice, contrast_image, intensity_range, normalise, tight_box
+from .slices import axial_slice, tight_box, volume_slices
 
 log = logging.getLogger(__name__)
 
 ORACLE = "box_per_slice"
 AUTOMATIC = "yolo_per_slice"
 PROMPTS = (ORACLE, AUTOMATIC)
-PROMPT_COLUMNS = ["case_id", "slice_index", "x0", "y0", "x1", "y1", "confidence"]
-
-
-@dataclass(frozen=True)
-class Detector:
-    """The YOLO model that prompts the automatic pipeline, as ``yolo.detect`` runs it."""
-
-    weights: str
-    imgsz: int
-    conf: float
-    config_dir: str
-
-
-def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
-    """Every axial slice of a case as the 2D methods see it: [H, W] for one contrast, [H, W, 3] for
-    three, each contrast normalised by its own volume (as ``slices.contrast_slice``)."""
-    volumes = []
-    for path in image_paths:
-        _, volume = read_volume(Path(path))
-        volumes.append(normalise(volume, *intensity_range(volume, percentiles)))
-    return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
 
 
 def truth_boxes(region_volume: np.ndarray) -> list[tuple | None]:
     """The oracle's prompts: per axial slice the tight box of the region, None where it is absent."""
     return [None if not mask.any() else (tight_box(mask), 1.0)
             for mask in (axial_slice(region_volume, k) for k in range(region_volume.shape[2]))]
-
-
-def detector_boxes(model, slices, imgsz: int, conf: float, device: str) -> list[tuple | None]:
-    """The automatic prompts: per slice YOLO's most confident (box, confidence) above ``conf``, None
-    without a detection."""
-    from .sam import to_rgb
-    from .yolo import detect
-
-    prompts = []
-    for image in slices:
-        boxes = detect(model, to_rgb(image), imgsz, conf, device)
-        prompts.append(boxes[0] if boxes else None)
-    return prompts
 
 
 def segment_volume(model, processor, slices, prompts, device) -> np.ndarray:
@@ -89,35 +56,29 @@ def segment_volume(model, processor, slices, prompts, device) -> np.ndarray:
     return volume
 
 
-def prompt_rows(case_id: str, prompts) -> list[dict]:
-    return [{"case_id": case_id, "slice_index": k, **dict(zip(("x0", "y0", "x1", "y1"), prompt[0])),
-             "confidence": prompt[1]} for k, prompt in enumerate(prompts) if prompt is not None]
-
-
 def write_volume_masks(base_model, adapter_dir, cases_path, splits_path, out_dir, prompts_path, layout_name: str,
                        region: str, contrasts, percentiles, prompt: str, device_name: str = "auto",
-                       detector: Detector | None = None) -> None:
+                       detections_path=None) -> None:
     """``{case}.nii.gz`` for every test case of the split (uint8 over the first contrast's header) and
     the prompts table, by the LoRA adapter on ``base_model``, prompted by ``prompt`` (``PROMPTS``);
-    the automatic prompt needs ``detector`` and reads no segmentation."""
+    the automatic prompt reads the detector's table ``detections_path`` and no segmentation."""
     import torch
     from peft import PeftModel
 
     from .devices import resolve_device
     from .sam import load_base
-    from .yolo import device_argument, load_detector
 
     if prompt not in PROMPTS:
         raise ValueError(f"unknown volume prompt {prompt!r}; choose one of {PROMPTS}")
-    if prompt == AUTOMATIC and detector is None:
-        raise ValueError(f"{AUTOMATIC} needs a detector")
+    if prompt == AUTOMATIC and detections_path is None:
+        raise ValueError(f"{AUTOMATIC} needs the detector's table of the test volumes")
     layout = get_layout(layout_name)
     names = resolve_contrasts(layout, contrasts)
     cases = read_tsv(cases_path).set_index("case_id")
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
-    yolo = None if detector is None else load_detector(detector.weights, detector.config_dir)
+    detections = None if detections_path is None else read_tsv(detections_path)
     rows = []
     with staged_directory(out_dir) as folder, torch.no_grad():
         for case_id in progress(test_cases(splits_path), f"LoRA-SAM {prompt} volumes", "case"):
@@ -127,10 +88,10 @@ def write_volume_masks(base_model, adapter_dir, cases_path, splits_path, out_dir
                 _, seg = load_labels(Path(cases.loc[case_id, "seg"]), layout)
                 prompts = truth_boxes(region_mask(seg, layout, region))
             else:
-                prompts = detector_boxes(yolo, slices, detector.imgsz, detector.conf, device_argument(device_name))
+                prompts = slice_prompts(detections, case_id, len(slices))
             mask = segment_volume(model, processor, slices, prompts, device)
             save_mask(mask, nib.load(image_paths[0]), folder / f"{case_id}.nii.gz")
-            rows += prompt_rows(case_id, prompts)
+            rows += detection_rows(case_id, prompts)
             log.info("%s: %d of %d slices prompted, %d mask voxels", case_id, sum(p is not None for p in prompts),
                      len(prompts), int(mask.sum()))
-    write_tsv(pd.DataFrame(rows, columns=PROMPT_COLUMNS), prompts_path)
+    write_tsv(pd.DataFrame(rows, columns=DETECTION_COLUMNS), prompts_path)

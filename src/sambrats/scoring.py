@@ -73,7 +73,7 @@ def score_volume_masks(masks_dir, case_ids, cases_path, dataset: str, layout_nam
 def write_volume_scores(masks_dir, splits_path, cases_path, metrics_path, dataset: str, layout_name: str,
                         region: str, method: str, prompt: str, tolerance_mm: float, seed="",
                         prompts_path=None) -> None:
-    """The metrics table of one run's masks of every test case (rule score_sam_volumes), with the
+    """The metrics table of one run's masks of every test case (rule score_volumes), with the
     slice-level detection of its prompts table if given."""
     prompts = None if prompts_path is None else read_tsv(prompts_path)
     table = score_volume_masks(masks_dir, test_cases(splits_path), cases_path, dataset, layout_name, region,

@@ -125,6 +125,16 @@ def contrast_slice(image_paths, k: int, percentiles: tuple[float, float]) -> np.
     return contrast_image([slice_image(path, k, percentiles) for path in image_paths])
 
 
+def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
+    """Every axial slice of a case as the 2D methods see it (the volume protocol): [H, W] for one
+    contrast, [H, W, 3] for three, each contrast normalised by its own volume (as ``contrast_slice``)."""
+    volumes = []
+    for path in image_paths:
+        _, volume = read_volume(Path(path))
+        volumes.append(normalise(volume, *intensity_range(volume, percentiles)))
+    return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
+
+
 def save_sample(sample: SliceSample, folder: Path) -> None:
     """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors
     (grey for one contrast, RGB for three)."""

@@ -38,9 +38,9 @@ BUNDLE = "niivue.umd.js"  # the package's UMD build: a classic script that defin
 LICENCE = "LICENSE"
 TRUTH_COLOUR = "green"
 # NiiVue colour maps, in method order; none greenish, so that the ground truth (green) stands apart.
-MASK_COLOURS = ("red", "blue", "violet", "warm", "copper", "gold")
+MASK_COLOURS = ("red", "blue", "violet", "warm", "copper", "gold", "cool")
 CSS_COLOURS = {"green": "#00ff00", "red": "#ff0000", "blue": "#0000ff", "violet": "#ff00ff",
-               "warm": "#ffa500", "copper": "#b87333", "gold": "#ffd700"}
+               "warm": "#ffa500", "copper": "#b87333", "gold": "#ffd700", "cool": "#00ffff"}
 MARGIN = 2  # voxels kept around the brain's bounding box
 # The npm tarball carries no licence file: NiiVue's LICENSE, as in its repository (niivue/niivue).
 NIIVUE_LICENCE = """BSD 2-Clause License
@@ -173,6 +173,9 @@ def case_view(row: dict, reason: str, masks: pd.DataFrame, job: ViewerJob) -> di
     truth = region_mask(seg, layout, job.region)
     overlays = [{"name": "ground truth", "colour": TRUTH_COLOUR, "dice": None,
                  "nifti": embedded_nifti(truth, reference, box)}]
+    if len(masks) > len(MASK_COLOURS):
+        raise ValueError(f"{row['case_id']}: {len(masks)} masks to show, colours for {len(MASK_COLOURS)} "
+                         "(viewer.MASK_COLOURS)")
     for colour, mask in zip(MASK_COLOURS, masks.itertuples()):
         _, prediction = read_volume(Path(mask.mask_file))
         label = row_label(mask.method, mask.prompt) + (f" (seed {mask.seed})" if mask.seed else "")
