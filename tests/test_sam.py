@@ -16,7 +16,7 @@ from transformers import SamConfig, SamModel
 from sambrats import sam
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv
-from sambrats.slices import case_rng, jitter_box, tight_box
+from sambrats.slices import case_rng, jitter_box, tight_box, to_rgb
 from sambrats.presets import SAM_STANDINS
 
 from conftest import disc_sample, write_samples
@@ -34,9 +34,9 @@ def tiny_model(seed: int = 0) -> SamModel:
 
 def test_one_contrast_fills_the_three_channels_three_contrasts_one_each():
     grey = np.array([[0.0, 0.5], [1.0, 0.25]], dtype=np.float32)
-    assert np.array_equal(sam.to_rgb(grey), np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[:, :, None], 3, 2))
+    assert np.array_equal(to_rgb(grey), np.repeat(np.array([[0, 128], [255, 64]], np.uint8)[:, :, None], 3, 2))
     three = np.stack([grey, 1 - grey, np.full_like(grey, 0.2)], axis=-1)
-    rgb = sam.to_rgb(three)
+    rgb = to_rgb(three)
     assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
     assert rgb[0, 0].tolist() == [0, 255, 51] and rgb[1, 0].tolist() == [255, 0, 51]
 

@@ -19,7 +19,7 @@ from .brats import get_layout, resolve_contrasts
 from .outputs import read_tsv, write_tsv
 from .progress import progress
 from .scoring import test_cases
-from .slices import volume_slices
+from .slices import to_rgb, volume_slices
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ Prompt = tuple[tuple[int, int, int, int], float]  # (inclusive pixel box x0, y0,
 
 def detect_slices(model, slices, imgsz: int, conf: float, device: str) -> list[Prompt | None]:
     """Per slice the detector's most confident (box, confidence) above ``conf``, None without one."""
-    from .sam import to_rgb
     from .yolo import detect
 
     found = []

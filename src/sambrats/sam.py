@@ -33,7 +33,7 @@ from .plotting import pyplot, save_figure, training_panel
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
 from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
-                     normalise, seeded_jitter, tight_box)
+                     normalise, seeded_jitter, tight_box, to_rgb)
 from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
 from .progress import progress
@@ -101,13 +101,6 @@ def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects: one contrast [H, W] in all
-    three channels, three contrasts [H, W, 3] one per channel."""
-    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
 def prepare(processor: SamProcessor, images: list[np.ndarray], boxes=None) -> dict:

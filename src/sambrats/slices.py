@@ -135,6 +135,13 @@ def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
     return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
 
 
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects: one contrast [H, W] in all
+    three channels, three contrasts [H, W, 3] one per channel."""
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
+
+
 def save_sample(sample: SliceSample, folder: Path) -> None:
     """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors
     (grey for one contrast, RGB for three)."""
