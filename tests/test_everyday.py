@@ -67,8 +67,13 @@ def test_a_changed_config_value_reruns_the_rule_that_reads_it_and_nothing_unrela
     result = run_snakemake(demo_run, "-n", "--configfile", demo, str(tmp_path / "conf.yaml"))
     assert result.returncode == 0, result.stdout
     assert "params have changed since last execution" in result.stdout
-    assert job_rules(result.stdout) == {"predict_yolo_boxes", "predict_sam", "compare_methods", "figures",
-                                           "provenance", "all"}
+    # the study's boxes, and the volume protocol's detections with what they prompt (its automatic rows)
+    assert job_rules(result.stdout) == {"predict_yolo_boxes", "predict_sam", "detect_volumes", "predict_sam_volumes",
+                                        "medsam2_automatic", "score_volumes", "lesionwise_metrics", "viewer",
+                                        "compare_methods", "figures", "provenance", "all"}
+    volume_jobs = re.findall(r"^(?:local)?rule (?:predict_sam_volumes|score_volumes):\n(?:    .*\n)*?    wildcards: (.*)",
+                             result.stdout, flags=re.MULTILINE)
+    assert volume_jobs and all("prompt=yolo_" in wildcards for wildcards in volume_jobs), volume_jobs  # not the oracle's
 
 
 def job_order(output: str) -> list[tuple[str, str]]:
