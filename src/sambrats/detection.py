@@ -38,10 +38,15 @@ def detect_slices(model, slices, imgsz: int, conf: float, device: str) -> list[P
     return found
 
 
+def detection_row(case_id: str, slice_index: int, prompt: Prompt) -> dict:
+    """One row of a detection (or prompts) table: a box on one slice of a volume."""
+    return {"case_id": case_id, "slice_index": slice_index, **dict(zip(("x0", "y0", "x1", "y1"), prompt[0])),
+            "confidence": prompt[1]}
+
+
 def detection_rows(case_id: str, prompts) -> list[dict]:
     """Rows of the detection (or prompts) table of one volume's per-slice prompts."""
-    return [{"case_id": case_id, "slice_index": k, **dict(zip(("x0", "y0", "x1", "y1"), prompt[0])),
-             "confidence": prompt[1]} for k, prompt in enumerate(prompts) if prompt is not None]
+    return [detection_row(case_id, k, prompt) for k, prompt in enumerate(prompts) if prompt is not None]
 
 
 def write_volume_detections(weights, config_dir, cases_path, splits_path, out_path, layout_name: str, contrasts,

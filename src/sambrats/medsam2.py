@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_contrasts, save_mask
-from .detection import DETECTION_COLUMNS, key_slice_prompt
+from .detection import DETECTION_COLUMNS, detection_row, key_slice_prompt
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
@@ -414,8 +414,7 @@ def predict_detected(checkpoint, cases_path, splits_path, detections_path, masks
             else:
                 key, (box, confidence) = prompt
                 prediction, _ = segment_from_box(predictor, volumes, key, box, settings, device)
-                rows.append({"case_id": case_id, "slice_index": key, **dict(zip(("x0", "y0", "x1", "y1"), box)),
-                             "confidence": confidence})
+                rows.append(detection_row(case_id, key, (box, confidence)))
                 log.info("%s: key slice %d, box %s (confidence %.3f), %d mask voxels", case_id, key, box, confidence,
                          int(prediction.sum()))
             save_mask(prediction, image, folder / f"{case_id}.nii.gz")
