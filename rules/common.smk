@@ -439,6 +439,8 @@ def method_inputs():
     for method, what in (
         ("lora_sam_volume", "slices of the volume, a GT box on each"),
         ("yolo_sam_volume", "slices of the volume, YOLO's box on each"),
+        ("medsam2", "volume, one box on the key slice"),
+        ("medsam2_automatic", "volume, YOLO's most confident box as the key slice's"),
     ):
         inputs[method] = by_region(
             config["volume_datasets"],
@@ -451,16 +453,6 @@ def method_inputs():
             config["volume_datasets"],
             lambda dataset, region: seen(
                 config["nnunet"]["volumes"]["channels"], dataset, "volume"
-            ),
-        )
-    for method, what in (
-        ("medsam2", "volume, one box on the key slice"),
-        ("medsam2_automatic", "volume, YOLO's most confident box as the key slice's"),
-    ):
-        inputs[method] = by_region(
-            config["volume_datasets"],
-            lambda dataset, region, what=what: seen(
-                config["contrasts"][region], dataset, what
             ),
         )
     return inputs

@@ -92,9 +92,8 @@ rule predict_sam:
         "../scripts/predict_sam.py"
 
 
-SAM_VOLUMES = expand(VOLUME_RUN, family="sam", allow_missing=True)[
-    0
-]  # one prompt of one replicate
+# LoRA-SAM's run of one volume prompt of one replicate
+SAM_VOLUMES = expand(VOLUME_RUN, family="sam", allow_missing=True)[0]
 
 
 rule predict_sam_volumes:

@@ -71,6 +71,15 @@ def npm_tarball(path, bundle: bytes) -> str:
     return viewer.sri_digest(path.read_bytes())
 
 
+def test_more_masks_than_colours_fail_naming_the_case_before_any_volume_is_read():
+    """One colour per method's mask: a page with more masks than colours would drop the last ones."""
+    job = viewer.ViewerJob("brats2024", "gli", "wt", ("t2f",), "nnunet_3d")
+    masks = pd.DataFrame({"method": ["m"] * (len(viewer.MASK_COLOURS) + 1)})
+    with pytest.raises(ValueError, match=f"BraTS-GLI-00000-000: {len(viewer.MASK_COLOURS) + 1} masks to show"):
+        viewer.case_view({"case_id": "BraTS-GLI-00000-000", "t2f": "/no/such/file.nii.gz"}, "", masks, job)
+    assert len(set(viewer.MASK_COLOURS)) == len(viewer.MASK_COLOURS) and set(viewer.MASK_COLOURS) <= set(viewer.CSS_COLOURS)
+
+
 def test_niivue_is_kept_only_from_the_tarball_of_the_pinned_integrity(tmp_path):
     integrity = npm_tarball(tmp_path / "niivue.tgz", b"var niivue = {};")
     out = tmp_path / "library"

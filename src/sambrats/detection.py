@@ -68,11 +68,16 @@ def write_volume_detections(weights, config_dir, cases_path, splits_path, out_pa
     write_tsv(pd.DataFrame(rows, columns=DETECTION_COLUMNS), out_path)
 
 
+def row_prompt(row) -> Prompt:
+    """The (box, confidence) of one row of a detection table."""
+    return (int(row.x0), int(row.y0), int(row.x1), int(row.y1)), float(row.confidence)
+
+
 def slice_prompts(detections: pd.DataFrame, case_id: str, n_slices: int) -> list[Prompt | None]:
     """One volume's per-slice prompts from the detection table: a slice's box, None without one."""
     prompts: list[Prompt | None] = [None] * n_slices
     for row in detections[detections.case_id == case_id].itertuples():
-        prompts[int(row.slice_index)] = ((int(row.x0), int(row.y0), int(row.x1), int(row.y1)), float(row.confidence))
+        prompts[int(row.slice_index)] = row_prompt(row)
     return prompts
 
 
@@ -83,5 +88,5 @@ def key_slice_prompt(detections: pd.DataFrame, case_id: str) -> tuple[int, Promp
     if found.empty:
         return None
     row = found.sort_values(["confidence", "slice_index"], ascending=[False, True], kind="stable").iloc[0]
-    return int(row.slice_index), ((int(row.x0), int(row.y0), int(row.x1), int(row.y1)), float(row.confidence))
+    return int(row.slice_index), row_prompt(row)
 

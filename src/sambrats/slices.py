@@ -135,10 +135,15 @@ def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
     return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
 
 
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] slice as 8-bit pixels (what its PNG holds)."""
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """A [0, 1] slice as the 8-bit RGB image SAM's processor expects: one contrast [H, W] in all
-    three channels, three contrasts [H, W, 3] one per channel."""
-    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    """A [0, 1] slice as the 8-bit RGB image SAM's processor and the detector take: one contrast
+    [H, W] in all three channels, three contrasts [H, W, 3] one per channel."""
+    pixels = eight_bit(image)
     return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
@@ -153,7 +158,7 @@ def save_sample(sample: SliceSample, folder: Path) -> None:
         slice_index=np.int32(sample.slice_index),
         spacing=np.asarray(sample.spacing, dtype=np.float64),
     )
-    pixels = np.round(sample.image * 255).astype(np.uint8)
+    pixels = eight_bit(sample.image)
     Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(folder / f"{sample.case_id}.png")
 
 

@@ -162,6 +162,9 @@ class ViewerJob:
 
 def case_view(row: dict, reason: str, masks: pd.DataFrame, job: ViewerJob) -> dict:
     """One case's layers (MRI, ground truth, each method's mask) and legend entries."""
+    if len(masks) > len(MASK_COLOURS):
+        raise ValueError(f"{row['case_id']}: {len(masks)} masks to show, colours for {len(MASK_COLOURS)} "
+                         "(viewer.MASK_COLOURS)")
     layout = get_layout(job.layout)
     names = [resolve_modality(layout, modality) for modality in job.modalities]
     images = {name: read_volume(Path(row[name])) for name in names}
@@ -173,9 +176,6 @@ def case_view(row: dict, reason: str, masks: pd.DataFrame, job: ViewerJob) -> di
     truth = region_mask(seg, layout, job.region)
     overlays = [{"name": "ground truth", "colour": TRUTH_COLOUR, "dice": None,
                  "nifti": embedded_nifti(truth, reference, box)}]
-    if len(masks) > len(MASK_COLOURS):
-        raise ValueError(f"{row['case_id']}: {len(masks)} masks to show, colours for {len(MASK_COLOURS)} "
-                         "(viewer.MASK_COLOURS)")
     for colour, mask in zip(MASK_COLOURS, masks.itertuples()):
         _, prediction = read_volume(Path(mask.mask_file))
         label = row_label(mask.method, mask.prompt) + (f" (seed {mask.seed})" if mask.seed else "")
