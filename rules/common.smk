@@ -8,6 +8,7 @@ from sambrats.brats import get_layout, raw_files, resolve_modality
 from sambrats.config import synthetic_root
 from sambrats import nnunet
 from sambrats.presets import MEDSAM2_STANDINS, SAM_STANDINS
+from sambrats.slices import SLICE_SETS
 from sambrats.weights import MANIFEST, WEIGHTS, configured_weights
 from sambrats.yolo import detector_name
 
@@ -27,6 +28,7 @@ wildcard_constraints:
     region="|".join(config["regions"]),
     seed="|".join(str(seed) for seed in REPLICATES),
     configuration="2d|3d_fullres",
+    slice_set="|".join(SLICE_SETS),
 
 
 def get_replicate_seed(wildcards):
@@ -81,9 +83,27 @@ def get_raw_inputs(wildcards):
     return {"case_files": raw_dataset_files(settings["root"], settings["layout"])}
 
 
-def slices_dir(dataset, region="{region}"):
-    """The slice dataset of a dataset and region (by default the rule's ``{region}`` wildcard)."""
-    return f"{RESULTS}/slices/{dataset}/{region}"
+def slices_dir(dataset, region="{region}", slice_set="key_slice"):
+    """A slice set of a dataset and region (by default the rule's ``{region}`` wildcard and the study's
+    key slices; ``"{slice_set}"``: the rule's wildcard)."""
+    return f"{RESULTS}/slices/{dataset}/{region}/{slice_set}"
+
+
+# What the volume protocol's LoRA-SAM and YOLO train on (a slice set; the study's rows: key_slice).
+VOLUME_TRAINING = config["slices"]["volume_training"]
+
+
+def get_slice_sampling(wildcards):
+    """sambrats.slices.VolumeSampling of a slice set (None: one key slice per case)."""
+    if wildcards.slice_set == "key_slice":
+        return None
+    return config["slices"]["volume_sampling"] | {"seed": config["seed"]}
+
+
+def volume_model(pattern):
+    """A trained 2D model's output pattern for the volume protocol: the replicate trained on the
+    configured slice set (``slices.volume_training``)."""
+    return expand(pattern, slice_set=VOLUME_TRAINING, allow_missing=True)[0]
 
 
 def sam_base_model():
@@ -177,7 +197,7 @@ def get_volume_prompt_inputs(wildcards):
     """The detector's table of the test volumes for the automatic prompt (same dataset and seed)."""
     if wildcards.prompt != "yolo_per_slice":
         return {}
-    return {"detections": expand(rules.detect_volumes.output[0], **wildcards)[0]}
+    return {"detections": expand(volume_model(rules.detect_volumes.output[0]), **wildcards)[0]}
 
 
 def nnunet_dataset_name():
@@ -326,14 +346,28 @@ def method_metrics(region=None):
 
 
 def study_2d(patterns):
-    """Patterns of a 2D method's outputs on the study protocol's dataset (``{region}``, ``{seed}`` left)."""
-    return expand(patterns, dataset=config["dataset_2d"], allow_missing=True)
+    """Patterns of a 2D method's outputs on the study protocol's dataset and its key slices
+    (``{region}``, ``{seed}`` left)."""
+    return expand(
+        patterns,
+        dataset=config["dataset_2d"],
+        slice_set="key_slice",
+        allow_missing=True,
+    )
 
 
 def detection_runs():
-    """(region, seed) of every YOLO replicate of the study, in the order of the comparison's
-    detection input."""
-    return [(region, seed) for region in config["regions"] for seed in REPLICATES]
+    """(dataset, slice set, region, seed) of every YOLO replicate: the study's (key slices) and the
+    volume protocol's, in the order of the comparison's detection input."""
+    sets = [(config["dataset_2d"], "key_slice")] + [
+        (dataset, VOLUME_TRAINING) for dataset in config["volume_datasets"]
+    ]
+    return [
+        (dataset, slice_set, region, seed)
+        for dataset, slice_set in dict.fromkeys(sets)
+        for region in config["regions"]
+        for seed in REPLICATES
+    ]
 
 
 def volume_runs():
@@ -380,8 +414,14 @@ def get_comparison_inputs(wildcards):
     }
     if "yolo_sam" in config["methods"]:
         inputs["detection"] = [
-            expand(study_2d(rules.evaluate_yolo.output[0]), region=region, seed=seed)[0]
-            for region, seed in detection_runs()
+            expand(
+                rules.evaluate_yolo.output[0],
+                dataset=dataset,
+                slice_set=slice_set,
+                region=region,
+                seed=seed,
+            )[0]
+            for dataset, slice_set, region, seed in detection_runs()
         ]
     return inputs
 
@@ -402,6 +442,7 @@ def get_figure_inputs(wildcards):
             region=wildcards.region,
             seed=REPLICATES[0],
             dataset=config["dataset_2d"],
+            slice_set="key_slice",
         )[0]
         for name, pattern in logs.items()
     }
@@ -456,6 +497,22 @@ def method_inputs():
             ),
         )
     return inputs
+
+
+def method_training():
+    """What each trained method's models trained on, by method (or Row.seen), for the comparison table."""
+    study, volume = SLICE_SETS["key_slice"], SLICE_SETS[VOLUME_TRAINING]
+    return {
+        "nnunet": study,
+        "sam_zeroshot": "none (zero-shot)",
+        "medsam2": "none (zero-shot)",
+        "lora_sam": study,
+        "lora_sam_volume": volume,
+        "yolo_sam_volume": volume,
+        "medsam2_automatic": f"detector: {volume}; MedSAM-2 zero-shot",
+        "nnunet_2d": "whole training volumes",
+        "nnunet_3d": "whole training volumes",
+    }
 
 
 def standin_notes():

@@ -69,16 +69,17 @@ rule split_cases:
 
 
 rule build_slices:
-    """Largest-area axial slice of a region in every case: npz + png, index.tsv with boxes and split."""
+    """A slice set of a region: every case's largest-area axial slice (key_slice), or slices sampled
+    from its whole volume (volume_slices): npz + png, index.tsv with boxes and split."""
     input:
         cases=rules.discover_cases.output.cases,
         splits=rules.split_cases.output[0],
     output:
-        directory(slices_dir("{dataset}")),
+        directory(slices_dir("{dataset}", slice_set="{slice_set}")),
     log:
-        f"{LOGS}/build_slices/{{dataset}}.{{region}}.log",
+        f"{LOGS}/build_slices/{{dataset}}.{{region}}.{{slice_set}}.log",
     benchmark:
-        f"{BENCHMARKS}/build_slices/{{dataset}}.{{region}}.tsv"
+        f"{BENCHMARKS}/build_slices/{{dataset}}.{{region}}.{{slice_set}}.tsv"
     conda:
         SOFTWARE
     threads: config["threads"]
@@ -89,5 +90,6 @@ rule build_slices:
         layout=get_dataset_layout,
         contrasts=get_region_contrasts,
         percentiles=config["slices"]["clip_percentiles"],
+        sampling=get_slice_sampling,
     script:
         "../scripts/build_slices.py"

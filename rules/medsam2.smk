@@ -96,7 +96,7 @@ rule medsam2_automatic:
     """
     input:
         checkpoint=medsam2_checkpoint(),
-        detections=rules.detect_volumes.output[0],
+        detections=volume_model(rules.detect_volumes.output[0]),
         cases=rules.discover_cases.output.cases,
         splits=rules.split_cases.output[0],
     output:

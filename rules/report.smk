@@ -28,6 +28,7 @@ rule compare_methods:
         seed=config["seed"],
         notes=standin_notes(),
         inputs=method_inputs(),
+        training=method_training(),
         detection_runs=detection_runs(),
         detector=detector_name(config["yolo"]["model"]),
         datasets=config["datasets"],

@@ -1,7 +1,7 @@
 # LoRA-SAM: the demo stand-in base model, LoRA training, inference for every prompt mode.
 
 SAM = f"{RESULTS}/sam"
-SAM_RUN = f"{SAM}/{{region}}/{{dataset}}/seed{{seed}}"  # one training replicate of a region and dataset
+SAM_RUN = f"{SAM}/{{region}}/{{dataset}}/{{slice_set}}/seed{{seed}}"  # a replicate trained on a slice set
 
 
 rule sam_standin:
@@ -32,19 +32,19 @@ rule sam_standin:
 
 
 rule train_lora_sam:
-    """Fine-tune SAM with LoRA on the train split of a dataset's key slices, seeded by the replicate;
-    the best adapter by validation Dice."""
+    """Fine-tune SAM with LoRA on the train split of a slice set's tumour slices, seeded by the
+    replicate; the best adapter by validation Dice."""
     input:
         unpack(get_sam_base_input),
-        slices=slices_dir("{dataset}"),
+        slices=slices_dir("{dataset}", slice_set="{slice_set}"),
     output:
         adapter=protected(directory(f"{SAM_RUN}/lora/adapter")),
         history=f"{SAM_RUN}/lora/history.tsv",
         curve=f"{SAM_RUN}/lora/training_curve.png",
     log:
-        f"{LOGS}/train_lora_sam/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/train_lora_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_lora_sam/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train_lora_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -62,7 +62,9 @@ rule train_lora_sam:
 
 
 rule predict_sam:
-    """Every prompt mode from one image embedding per test slice, plus zero-shot SAM (GT box)."""
+    """Every prompt mode from one image embedding per test key slice, plus zero-shot SAM (GT box)."""
+    wildcard_constraints:
+        slice_set="key_slice",
     input:
         unpack(get_sam_base_input),
         unpack(get_sam_prompt_inputs),
@@ -72,9 +74,9 @@ rule predict_sam:
         predictions=directory(f"{SAM_RUN}/predictions"),
         metrics=f"{SAM_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/predict_sam/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/predict_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_sam/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/predict_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -97,12 +99,13 @@ SAM_VOLUMES = expand(VOLUME_RUN, family="sam", allow_missing=True)[0]
 
 
 rule predict_sam_volumes:
-    """LoRA-SAM on every axial slice of every test volume, each slice prompted by its own box (the
-    ground truth's, or YOLO's automatic one); NIfTI masks over the input's header."""
+    """LoRA-SAM (trained on the slice set `slices.volume_training`) on every axial slice of every test
+    volume, each slice prompted by its own box (the ground truth's, or YOLO's automatic one); NIfTI
+    masks over the input's header."""
     input:
         unpack(get_sam_base_input),
         unpack(get_volume_prompt_inputs),
-        adapter=rules.train_lora_sam.output.adapter,
+        adapter=volume_model(rules.train_lora_sam.output.adapter),
         cases=rules.discover_cases.output.cases,
         splits=rules.split_cases.output[0],
     output:

@@ -1,18 +1,19 @@
 # YOLO detector (ultralytics): dataset export, training, detection metrics, boxes for SAM.
 
-YOLO = f"{RESULTS}/yolo/{{region}}/{{dataset}}"
-YOLO_RUN = f"{YOLO}/seed{{seed}}"  # one training replicate of a region and dataset
+YOLO = f"{RESULTS}/yolo/{{region}}/{{dataset}}/{{slice_set}}"  # the detector of a region, dataset and slice set
+YOLO_RUN = f"{YOLO}/seed{{seed}}"  # one training replicate
 YOLO_CONFIG_DIR = f"{RESULTS}/yolo/ultralytics_config"
 
 
 rule yolo_dataset:
-    """Slice PNGs and one YOLO label per slice in the ultralytics layout, with data.yaml."""
+    """Slice PNGs and one YOLO label per slice in the ultralytics layout (an empty one for a
+    background slice), with data.yaml."""
     input:
-        slices=slices_dir("{dataset}"),
+        slices=slices_dir("{dataset}", slice_set="{slice_set}"),
     output:
         directory(f"{YOLO}/dataset"),
     log:
-        f"{LOGS}/yolo_dataset/{{region}}.{{dataset}}.log",
+        f"{LOGS}/yolo_dataset/{{region}}.{{dataset}}.{{slice_set}}.log",
     conda:
         SOFTWARE
     script:
@@ -29,9 +30,9 @@ rule train_yolo:
         weights=protected(f"{YOLO_RUN}/weights/best.pt"),
         results=f"{YOLO_RUN}/results.csv",
     log:
-        f"{LOGS}/train_yolo/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/train_yolo/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_yolo/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train_yolo/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(4)
@@ -50,14 +51,15 @@ rule train_yolo:
 
 
 rule evaluate_yolo:
-    """mAP50, mAP50-95, precision and recall on val and test with ultralytics' validator."""
+    """mAP50, mAP50-95, precision and recall on the val and test images of the detector's own slice
+    set (with its background images) with ultralytics' validator."""
     input:
         weights=rules.train_yolo.output.weights,
         dataset=rules.yolo_dataset.output[0],
     output:
         f"{YOLO_RUN}/metrics.tsv",
     log:
-        f"{LOGS}/evaluate_yolo/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/evaluate_yolo/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: job_threads(2)
@@ -75,7 +77,9 @@ rule evaluate_yolo:
 
 
 rule predict_yolo_boxes:
-    """The most confident box per test slice (no-detection policy from config), and every box."""
+    """The most confident box per test key slice (no-detection policy from config), and every box."""
+    wildcard_constraints:
+        slice_set="key_slice",
     input:
         weights=rules.train_yolo.output.weights,
         slices=slices_dir("{dataset}"),
@@ -83,7 +87,7 @@ rule predict_yolo_boxes:
         chosen=f"{YOLO_RUN}/boxes.tsv",
         every=f"{YOLO_RUN}/boxes_all.tsv",
     log:
-        f"{LOGS}/predict_yolo_boxes/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/predict_yolo_boxes/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     conda:
         SOFTWARE
     threads: job_threads(2)
@@ -112,9 +116,9 @@ rule detect_volumes:
     output:
         f"{YOLO_RUN}/volume_detections.tsv",
     log:
-        f"{LOGS}/detect_volumes/{{region}}.{{dataset}}.seed{{seed}}.log",
+        f"{LOGS}/detect_volumes/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/detect_volumes/{{region}}.{{dataset}}.seed{{seed}}.tsv"
+        f"{BENCHMARKS}/detect_volumes/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
     conda:
         SOFTWARE
     threads: job_threads(2)

@@ -1,4 +1,4 @@
-"""Rule build_slices: the 2D slice dataset of one dataset."""
+"""Rule build_slices: a slice set of one dataset and region."""
 
 from sambrats import logs
 from sambrats.slices import write_slice_dataset
@@ -14,4 +14,5 @@ write_slice_dataset(
     snakemake.wildcards.region,
     params.percentiles,
     workers=snakemake.threads,
+    sampling=params.sampling,
 )

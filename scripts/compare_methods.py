@@ -18,4 +18,5 @@ write_comparison(
     dict(zip(snakemake.params.datasets, snakemake.input.splits)),
     snakemake.params.study_scope,
     snakemake.input.lesionwise,
+    snakemake.params.training,
 )

@@ -268,6 +268,6 @@ def write_samples(folder, n: int) -> None:
         sample = disc_sample(f"case{i:02d}", i)
         save_sample(sample, folder)
         split = "val" if i < 2 else ("test" if i < 4 else "train")
-        rows.append({"case_id": sample.case_id, "split": split, "slice_index": 0, "area": sample.area,
+        rows.append({"sample": sample.case_id, "case_id": sample.case_id, "split": split, "slice_index": 0, "area": sample.area,
                      "x0": sample.box[0], "y0": sample.box[1], "x1": sample.box[2], "y1": sample.box[3]})
     write_tsv(pd.DataFrame(rows), folder / "index.tsv")

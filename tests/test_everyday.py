@@ -95,7 +95,7 @@ def test_local_gpu_resource_keeps_gpu_jobs_apart_with_the_ilp_scheduler(demo_run
     """Two GPU jobs that could run together: with --resources gpu=1 one waits for the other."""
     workdir = tmp_path / "demo"
     shutil.copytree(demo_run, workdir, symlinks=True)
-    targets = ["results/yolo/wt/brats2024/seed2024/metrics.tsv", "results/yolo/wt/brats2024/seed2024/boxes.tsv"]
+    targets = ["results/yolo/wt/brats2024/key_slice/seed2024/metrics.tsv", "results/yolo/wt/brats2024/key_slice/seed2024/boxes.tsv"]
     rerun = ["--forcerun", "evaluate_yolo", "predict_yolo_boxes", "--cores", "4"]  # cores for both at once
     result = run_snakemake(workdir, *targets, *rerun, "--resources", "gpu=1")
     assert result.returncode == 0, result.stdout[-3000:]

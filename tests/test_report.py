@@ -82,7 +82,9 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     ])
     metrics.loc[(metrics.prompt == "yolo_box") & (metrics.case_id == "a"), "fallback"] = "no_prompt"
     metrics["fallback"] = metrics["fallback"].fillna("")
-    table = report.comparison_table(metrics, resamples=1000, seed=0, detector="YOLO11s").set_index("row")
+    training = {"nnunet": "key slices", "lora_sam": "key slices"}
+    table = report.comparison_table(metrics, resamples=1000, seed=0, detector="YOLO11s",
+                                    training=training).set_index("row")
     assert (table.n == 3).all()
     assert table.loc["nnU-Net", "dice_mean"] == pytest.approx(0.6)
     assert table.loc["nnU-Net", "hd95_mean"] == pytest.approx(4.0)
@@ -92,7 +94,7 @@ def test_differing_case_sets_are_compared_on_common_cases_against_nnunet():
     assert table.loc["YOLO11s + LoRA-SAM", "fallbacks"] == 1  # the configured detector, not the study's
     np.testing.assert_allclose(table.p_vs_nnunet_holm.dropna(), report.holm(table.p_vs_nnunet.dropna()))
     md = report.markdown(table.reset_index())
-    assert "YOLO11s + LoRA-SAM (1 without detection) | study | brats2024 | wt |  | the slice | 3 |" in md
+    assert "YOLO11s + LoRA-SAM (1 without detection) | study | brats2024 | wt |  | the slice | key slices | 3 |" in md
     assert "paired Wilcoxon signed-rank test" in md and "Holm-adjusted" in md
     page = report.html(table.reset_index(), notes=["a stand-in <model>"])
     assert "<td>YOLO11s + LoRA-SAM (1 without detection)</td>" in page and "Holm-adjusted" in page
@@ -199,7 +201,8 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     metrics = pd.concat([metrics_for("nnunet", "", [0.1, 0.2, 0.3], test_cases),
                          metrics_for("nnunet_3d", "3d", [0.6, 0.7, 0.8], test_cases), medsam2])
     inputs = {"nnunet": {"brats2024": {"wt": "t2f slice"}}, "medsam2": {"brats2024": {"wt": "t1c volume"}}}
-    table = report.comparison_table(metrics, resamples=500, seed=0, inputs=inputs).set_index("row")
+    training = {"nnunet": "key slices", "medsam2": "none (zero-shot)", "nnunet_3d": "whole training volumes"}
+    table = report.comparison_table(metrics, resamples=500, seed=0, inputs=inputs, training=training).set_index("row")
     assert table.loc["MedSAM-2 zero-shot, 3D", "n"] == 3
     assert table.loc["MedSAM-2 zero-shot, 3D", "dice_mean"] == pytest.approx(0.6)
     # Paired with nnU-Net 3D on the test cases (each case 0.1 below it), not with the 2D baseline (0.4 above):
@@ -211,9 +214,9 @@ def test_medsam2_has_a_test_split_row_beside_the_others_and_an_all_cases_row():
     assert table.loc["nnU-Net", "n"] == 3  # the all-cases row does not narrow the shared cases
     assert table.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1c volume"
     markdown = report.markdown(table.reset_index())
-    assert "| MedSAM-2 zero-shot, 3D, all cases | volume | brats2024 | wt | t1c volume | a box on the key slice | 5 |" in markdown
-    assert "| nnU-Net 3D | volume | brats2024 | wt |  | none | 3 |" in markdown  # no ground truth at inference
-    assert "| nnU-Net | study | brats2024 | wt | t2f slice | the slice | 3 |" in markdown  # it chose the slice
+    assert "| MedSAM-2 zero-shot, 3D, all cases | volume | brats2024 | wt | t1c volume | a box on the key slice | none (zero-shot) | 5 |" in markdown
+    assert "| nnU-Net 3D | volume | brats2024 | wt |  | none | whole training volumes | 3 |" in markdown  # no GT
+    assert "| nnU-Net | study | brats2024 | wt | t2f slice | the slice | key slices | 3 |" in markdown  # it chose it
 
 
 def test_a_region_present_row_for_the_ground_truth_prompted_method_beside_every_test_case():
@@ -251,7 +254,7 @@ def test_the_patient_is_the_unit_of_the_test_and_of_the_bootstrap():
     clusters = [case.split("-")[0] for case in sorted(cases)]
     expected = report.bootstrap_ci(lora.set_index("case_id").dice.sort_index(), 300, 1, clusters=clusters)
     assert (row.dice_ci_low, row.dice_ci_high) == pytest.approx(expected)
-    assert "| LoRA-SAM + GT box | study | brats2024 | wt |  | the slice and its box | 6 (7 cases) |" in report.markdown(
+    assert "| LoRA-SAM + GT box | study | brats2024 | wt |  | the slice and its box |  | 6 (7 cases) |" in report.markdown(
         table.reset_index())
     # a patient's cases travel together: here every draw has the mean 0.5, which a draw of cases has not
     assert report.bootstrap_ci([0.0, 1.0, 0.5], 500, 0, clusters=["a", "a", "b"]) == (0.5, 0.5)
@@ -276,14 +279,26 @@ def test_regions_are_compared_and_adjusted_separately():
     assert report.comparison_table(metrics, resamples=200, seed=0, study_scope=("brats2019", "wt")).reference_dice.isna().all()
 
 
-def test_the_yolo_table_leads_with_the_test_split_and_the_study_s_figure_is_labelled_val():
-    detection = pd.DataFrame([{"split": split, "region": "wt", "seed": 1, "map50": value, "map50_95": 0.5,
-                               "precision": 0.8, "recall": 0.7} for split, value in (("val", 0.9), ("test", 0.8))])
+def test_the_yolo_table_leads_with_the_test_split_and_says_what_each_detector_trained_on():
+    """One line per detector (slice set, dataset), split and region: the test split first, its image
+    and background-image counts; the study's figure labelled as val on key slices."""
+    detection = pd.DataFrame([{"split": split, "images": images, "background_images": background,
+                               "dataset": dataset, "slice_set": slice_set, "region": "wt", "seed": 1,
+                               "map50": value, "map50_95": 0.5, "precision": 0.8, "recall": 0.7}
+                              for dataset, slice_set, background in (("brats2024", "key_slice", 0),
+                                                                     ("brats2019", "volume_slices", 5))
+                              for split, value, images in (("val", 0.9, 6), ("test", 0.8, 15))])
     table = report.comparison_table(metrics_for("nnunet", "", [0.8, 0.9, 0.7]), resamples=200, seed=0)
     lines = report.markdown(table, detection).splitlines()
-    first = lines.index("| YOLO detector | region | replicates | mAP50 | mAP50-95 | precision | recall |")
-    assert lines[first + 2].startswith("| test | wt | 1 | 0.800 |") and lines[first + 3].startswith("| val | wt | 1 | 0.900 |")
-    assert "Study: YOLOv8m mAP50 0.973 (val)." in lines
+    first = lines.index("| YOLO detector | trained on | dataset | region | replicates | images (background) | mAP50 "
+                        "| mAP50-95 | precision | recall |")
+    assert lines[first + 2:first + 6] == [
+        "| test | key slices (largest-area slice per case) | brats2024 | wt | 1 | 15 (0) | 0.800 | 0.500 | 0.800 | 0.700 |",
+        "| test | slices sampled from the volumes | brats2019 | wt | 1 | 15 (5) | 0.800 | 0.500 | 0.800 | 0.700 |",
+        "| val | key slices (largest-area slice per case) | brats2024 | wt | 1 | 6 (0) | 0.900 | 0.500 | 0.800 | 0.700 |",
+        "| val | slices sampled from the volumes | brats2019 | wt | 1 | 6 (5) | 0.900 | 0.500 | 0.800 | 0.700 |",
+    ]
+    assert any("Study: YOLOv8m mAP50 0.973 (val, key slices)." in line for line in lines)
     assert "| HD95 mm median |" in lines[0]
 
 

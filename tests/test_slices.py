@@ -12,10 +12,12 @@ from sambrats.brats import GLI, LEGACY, resolve_contrasts
 from sambrats.outputs import read_tsv
 from sambrats.slices import (
     INDEX_COLUMNS,
+    VolumeSampling,
     axial_slice,
     extract_slice,
     largest_area_slice,
     load_sample,
+    load_split,
     intensity_range,
     normalise,
     save_sample,
@@ -135,7 +137,8 @@ def test_slice_dataset_writes_npz_png_index_and_skips_empty_regions(tmp_path):
     index = read_tsv(out / "index.tsv")
     assert index.columns.tolist() == INDEX_COLUMNS
     assert index.to_dict("records") == [
-        {"case_id": "a", "split": "train", "slice_index": 1, "area": 8, "x0": 2, "y0": 3, "x1": 5, "y1": 4}
+        {"sample": "a", "case_id": "a", "split": "train", "slice_index": 1, "area": 8, "x0": 2, "y0": 3, "x1": 5,
+         "y1": 4}
     ]
     assert read_tsv(out / "skipped.tsv").case_id.tolist() == ["b"]
     sample = load_sample(out, "a")
@@ -153,3 +156,61 @@ def test_failed_slice_dataset_leaves_no_output(tmp_path):
     with pytest.raises(ValueError, match="no case has a non-empty 'wt' region"):
         write_slice_dataset(tmp_path / "cases.tsv", tmp_path / "splits.tsv", tmp_path / "slices", "legacy", "flair", "wt", (0.5, 99.5))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.tsv", "splits.tsv"]
+
+
+def tumour_and_brain(tumour_slices, brain_slices, shape=(8, 8, 10)):
+    """A region mask and a brain mask that hold the given axial slices."""
+    mask, brain = np.zeros(shape, bool), np.zeros(shape, bool)
+    for k in tumour_slices:
+        mask[2:4, 2:5, k] = True
+    for k in brain_slices:
+        brain[1:7, 1:7, k] = True
+    return mask, brain
+
+
+def test_volume_sampling_draws_tumour_and_brain_slices_fixed_by_seed_and_case():
+    mask, brain = tumour_and_brain(range(2, 7), range(1, 9))  # tumour on k 2..6; air on k 0 and 9
+    sampling = VolumeSampling(tumour_per_case=2, background_per_case=2, seed=7)
+    drawn = sampling.indices("c", mask, brain)
+    assert drawn == sorted(drawn) and len(drawn) == 4
+    assert len(set(drawn) & set(range(2, 7))) == 2 and len(set(drawn) & {1, 7, 8}) == 2
+    assert sampling.indices("c", mask, brain) == drawn  # the same seed and case: the same slices
+    assert len({tuple(sampling.indices(f"case{i}", mask, brain)) for i in range(12)}) > 1  # each case its own
+    every = VolumeSampling(tumour_per_case=None, background_per_case=5, seed=7).indices("c", mask, brain)
+    assert every == [1, 2, 3, 4, 5, 6, 7, 8]  # every tumour slice; all three background slices (fewer than 5)
+    absent = VolumeSampling(tumour_per_case=2, background_per_case=2, seed=7).indices("c", *tumour_and_brain([], range(1, 9)))
+    assert len(absent) == 2 and set(absent) <= set(range(1, 9))  # a case without the region: background only
+
+
+def test_volume_slice_set_keeps_background_slices_without_a_box_and_region_absent_cases(tmp_path):
+    """volume_slices: a tumour slice with its own tight box, a tumour-free slice (area 0, no box) from
+    every case, those without the region included; segmentation training reads the tumour slices."""
+    rows = []
+    for case_id, label in (("a", 4), ("b", 2)):  # b holds no enhancing tumour (legacy ET = 4)
+        seg = np.zeros((12, 12, 6), dtype=np.uint8)
+        seg[2:6, 3:5, 1] = label
+        seg[2:4, 3:5, 2] = label
+        image = np.zeros(seg.shape, np.float32)
+        image[1:11, 1:11, 1:5] = np.random.default_rng(0).uniform(1, 9, (10, 10, 4))  # brain on k 1..4
+        img, seg_path = write_case(tmp_path / "raw" / case_id, seg, image, case_id)
+        rows.append({"case_id": case_id, "flair": str(img), "seg": str(seg_path)})
+    pd.DataFrame(rows).to_csv(tmp_path / "cases.tsv", sep="\t", index=False)
+    pd.DataFrame({"case_id": ["a", "b"], "split": ["train", "train"]}).to_csv(tmp_path / "splits.tsv", sep="\t",
+                                                                             index=False)
+    out = tmp_path / "slices"
+    write_slice_dataset(tmp_path / "cases.tsv", tmp_path / "splits.tsv", out, "legacy", "t2f", "et", (0.5, 99.5),
+                        sampling={"tumour_per_case": None, "background_per_case": 1, "seed": 3})
+    index = read_tsv(out / "index.tsv").set_index("sample")
+    tumour = index[index.area > 0]
+    assert tumour.index.tolist() == ["a_k001", "a_k002"]
+    assert tumour[["x0", "y0", "x1", "y1"]].astype(int).values.tolist() == [[2, 3, 5, 4], [2, 3, 3, 4]]
+    background = index[index.area == 0]
+    assert sorted(background.case_id) == ["a", "b"]  # b joins with its tumour-free slice: not skipped
+    assert set(background.slice_index) <= {3, 4} | {1, 2} and (background.x0 == "").all()
+    assert set(background.loc[background.case_id == "a", "slice_index"]) <= {3, 4}  # brain, no tumour
+    assert read_tsv(out / "skipped.tsv").empty
+    empty = load_sample(out, background.index[0], background.case_id.iloc[0])
+    assert empty.box is None and not empty.mask.any() and empty.image.max() > 0
+    trained = load_split(out, "train")
+    assert [(s.case_id, s.slice_index, s.sample) for s in trained] == [("a", 1, "a_k001"), ("a", 2, "a_k002")]
+    assert trained[1].box == (2, 3, 3, 4)

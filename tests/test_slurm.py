@@ -140,13 +140,13 @@ def test_jobs_ran_through_slurm_and_gpu_rules_got_the_gpu_partition_and_gres(slu
 
 def test_results_equal_those_of_the_local_run(slurm_runs):
     slurm, local = slurm_runs["workdir"], slurm_runs["local"]
-    for table in ("cases/brats2019.tsv", "splits/brats2019.tsv", "slices/brats2019/et/index.tsv"):
+    for table in ("cases/brats2019.tsv", "splits/brats2019.tsv", "slices/brats2019/et/key_slice/index.tsv"):
         ours = (slurm / "results" / table).read_text().replace(str(slurm), "<workdir>")
         assert ours == (local / "results" / table).read_text().replace(str(local), "<workdir>"), table
-    index = read_tsv(local / "results/slices/brats2019/et/index.tsv")
+    index = read_tsv(local / "results/slices/brats2019/et/key_slice/index.tsv")
     for case_id in index.case_id:
-        ours = load_sample(slurm / "results/slices/brats2019/et", case_id)
-        theirs = load_sample(local / "results/slices/brats2019/et", case_id)
+        ours = load_sample(slurm / "results/slices/brats2019/et/key_slice", case_id)
+        theirs = load_sample(local / "results/slices/brats2019/et/key_slice", case_id)
         assert np.array_equal(ours.image, theirs.image) and np.array_equal(ours.mask, theirs.mask)
     ours, theirs = read_tsv(slurm / TARGET), read_tsv(local / TARGET)
     assert list(ours.case_id) == list(theirs.case_id)

@@ -87,7 +87,7 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     assert result.stdout.count("rule nnunet_volumes_preprocess:") == 2 * 3  # both configurations in one job
     assert result.stdout.count("rule lesionwise_metrics:") == (36 + 36 + 2 * 3 + 18)  # every 3D run
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
-    assert "input: resources/yolov8m.pt, results/yolo/wt/brats2024/dataset" in result.stdout
+    assert "input: resources/yolov8m.pt, results/yolo/wt/brats2024/key_slice/dataset" in result.stdout
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
 
 
@@ -161,7 +161,7 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
     workdir = demo_run
     for dataset in ("brats2024", "brats2019"):
         split = read_tsv(workdir / f"results/splits/{dataset}.tsv")
-        folder = workdir / f"results/slices/{dataset}/wt"
+        folder = workdir / f"results/slices/{dataset}/wt/key_slice"
         index = read_tsv(folder / "index.tsv")
         assert index.columns.tolist() == INDEX_COLUMNS
         assert set(index.split) == {"train", "val", "test"}
@@ -178,8 +178,8 @@ def test_demo_run_writes_split_and_slices_that_agree(demo_run):
 
 def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/metrics.tsv")
-    test_cases = read_tsv(workdir / "results/slices/brats2024/wt/index.tsv").query("split == 'test'").case_id
+    metrics = read_tsv(workdir / "results/sam/wt/brats2024/key_slice/seed2024/metrics.tsv")
+    test_cases = read_tsv(workdir / "results/slices/brats2024/wt/key_slice/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
              "gt_box_jitter30", "no_prompt", "yolo_box"}
     assert set(metrics[metrics.method == "lora_sam"].prompt) == modes
@@ -187,27 +187,27 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
         assert sorted(group.case_id) == sorted(test_cases)
     mean = metrics.groupby(["method", "prompt"]).dice.mean()
     assert mean["lora_sam", "gt_box"] > mean["sam_zeroshot", "gt_box"] + 0.2
-    log = (workdir / "results/logs/train_lora_sam/wt.brats2024.seed2024.log").read_text()
+    log = (workdir / "results/logs/train_lora_sam/wt.brats2024.key_slice.seed2024.log").read_text()
     assert "LoRA r=8 on qkv, proj, q_proj, k_proj, v_proj, out_proj, lin1, lin2:" in log
-    history = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/lora/history.tsv")
+    history = read_tsv(workdir / "results/sam/wt/brats2024/key_slice/seed2024/lora/history.tsv")
     assert len(history) == DEMO_CONFIG["sam"]["train"]["epochs"] and history.val_dice.max() > 0.5
-    adapter = workdir / "results/sam/wt/brats2024/seed2024/lora/adapter/adapter_model.safetensors"
+    adapter = workdir / "results/sam/wt/brats2024/key_slice/seed2024/lora/adapter/adapter_model.safetensors"
     assert adapter.stat().st_mode & 0o222 == 0  # protected(): write permission removed
 
 
 def test_demo_yolo_reports_detection_metrics_and_prompts_sam(demo_run):
     workdir = demo_run
-    metrics = read_tsv(workdir / "results/yolo/wt/brats2024/seed2024/metrics.tsv")
+    metrics = read_tsv(workdir / "results/yolo/wt/brats2024/key_slice/seed2024/metrics.tsv")
     assert metrics.split.tolist() == ["val", "test"]
     assert metrics.map50.between(0, 1).all() and metrics.map50.max() > 0
-    boxes = read_tsv(workdir / "results/yolo/wt/brats2024/seed2024/boxes.tsv")
-    sam_rows = read_tsv(workdir / "results/sam/wt/brats2024/seed2024/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
+    boxes = read_tsv(workdir / "results/yolo/wt/brats2024/key_slice/seed2024/boxes.tsv")
+    sam_rows = read_tsv(workdir / "results/sam/wt/brats2024/key_slice/seed2024/metrics.tsv").query("prompt == 'yolo_box'").set_index("case_id")
     assert sorted(boxes.case_id) == sorted(sam_rows.index)
     for row in boxes.itertuples():
         assert sam_rows.loc[row.case_id, "fallback"] == row.fallback
         if not row.fallback:
             assert sam_rows.loc[row.case_id, "prompt_box"] == f"{row.x0},{row.y0},{row.x1},{row.y1}"
-    assert (workdir / "results/yolo/wt/brats2024/seed2024/runs/train/weights/best.pt").is_file()
+    assert (workdir / "results/yolo/wt/brats2024/key_slice/seed2024/runs/train/weights/best.pt").is_file()
     assert not (workdir / "runs").exists()  # ultralytics wrote nothing outside results/yolo
 
 
@@ -262,7 +262,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
         assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
     assert provenance["config"]["sam"]["base_model"] == "tiny-sam-256"
-    assert provenance["jobs"]["train_lora_sam/wt.brats2024.seed2024.log"]["device"] == "cpu"  # each computing job's own node
+    assert provenance["jobs"]["train_lora_sam/wt.brats2024.key_slice.seed2024.log"]["device"] == "cpu"  # each computing job's own node
     result = run_snakemake(workdir, "--configfile", DEMO, "--report", "results/report.html")
     assert result.returncode == 0, result.stdout[-2000:]
     report = (workdir / "results/report.html").read_text()
@@ -277,22 +277,22 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
         assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
     medsam2 = read_tsv(results / "medsam2/wt/brats2024/metrics.tsv").query("split == 'test' and area_true > 0")
     assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
-    sam = read_tsv(results / "sam/wt/brats2024/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
+    sam = read_tsv(results / "sam/wt/brats2024/key_slice/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
     assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
 
 
-VOLUME_RUNS = ["nnunet_volumes/wt/brats2024/3d_fullres/seed2024", "nnunet_volumes/wt/brats2024/2d/seed2024",
-               "sam/wt/brats2024/seed2024/volumes/box_per_slice", "sam/wt/brats2024/seed2024/volumes/yolo_per_slice",
-               "medsam2/wt/brats2024/seed2024/volumes/yolo_key_slice"]
+VOLUME_RUNS = ["nnunet_volumes/wt/brats2019/3d_fullres/seed2024", "nnunet_volumes/wt/brats2019/2d/seed2024",
+               "sam/wt/brats2019/seed2024/volumes/box_per_slice", "sam/wt/brats2019/seed2024/volumes/yolo_per_slice",
+               "medsam2/wt/brats2019/seed2024/volumes/yolo_key_slice"]
 
 
 def test_every_3d_run_is_scored_lesion_wise_by_the_official_package(demo_run):
     """Rule lesionwise_metrics on every 3D run (each replicate): every test case, the package's
     version named."""
     results = demo_run / "results"
-    runs = VOLUME_RUNS + [run.replace("seed2024", "seed2025") for run in VOLUME_RUNS] + ["medsam2/wt/brats2024"]
+    runs = VOLUME_RUNS + [run.replace("seed2024", "seed2025") for run in VOLUME_RUNS] + ["medsam2/wt/brats2019"]
     for run in runs:
         metrics = read_tsv(results / run / "metrics.tsv").query("split == 'test'")
         lesions = read_tsv(results / run / "lesionwise.tsv")
@@ -309,20 +309,20 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
     """The volume protocol: each method's masks of every test case (uint8 NIfTI over the input's
     affine), scored on all of them; baselines that learned; the automatic pipeline above 0.5."""
     results = demo_run / "results"
-    cases = read_tsv(results / "cases/brats2024.tsv").set_index("case_id")
-    split = read_tsv(results / "splits/brats2024.tsv")
+    cases = read_tsv(results / "cases/brats2019.tsv").set_index("case_id")
+    split = read_tsv(results / "splits/brats2019.tsv")
     test = sorted(split.case_id[split.split == "test"])
-    masks = {"nnunet_volumes/wt/brats2024/3d_fullres/seed2024": "predictions",
-             "nnunet_volumes/wt/brats2024/2d/seed2024": "predictions",
-             "sam/wt/brats2024/seed2024/volumes/box_per_slice": "masks",
-             "sam/wt/brats2024/seed2024/volumes/yolo_per_slice": "masks",
-             "medsam2/wt/brats2024/seed2024/volumes/yolo_key_slice": "masks"}
+    masks = {"nnunet_volumes/wt/brats2019/3d_fullres/seed2024": "predictions",
+             "nnunet_volumes/wt/brats2019/2d/seed2024": "predictions",
+             "sam/wt/brats2019/seed2024/volumes/box_per_slice": "masks",
+             "sam/wt/brats2019/seed2024/volumes/yolo_per_slice": "masks",
+             "medsam2/wt/brats2019/seed2024/volumes/yolo_key_slice": "masks"}
     for run, folder in masks.items():
         metrics = read_tsv(results / run / "metrics.tsv")
         assert sorted(metrics.case_id) == test and (metrics.split == "test").all()
         for case_id in test:
             predicted = nib.load(results / run / folder / f"{case_id}.nii.gz")
-            original = nib.load(demo_run / cases.loc[case_id, "t2f"])
+            original = nib.load(demo_run / cases.loc[case_id, "flair"])
             np.testing.assert_array_equal(predicted.affine, original.affine)
             assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
     table = read_tsv(results / "comparison.tsv").set_index("row")
@@ -333,26 +333,26 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
     for row in ("nnU-Net 2D", "LoRA-SAM + GT box on every slice", "YOLOv8n + LoRA-SAM on every slice",
                 "MedSAM-2 zero-shot, 3D", "YOLOv8n + MedSAM-2, 3D"):
         assert 0 < float(table.loc[row, "p_vs_nnunet"]) <= 1  # each paired with nnU-Net 3D
-    prompts = read_tsv(results / "sam/wt/brats2024/seed2024/volumes/box_per_slice/prompts.tsv")
+    prompts = read_tsv(results / "sam/wt/brats2019/seed2024/volumes/box_per_slice/prompts.tsv")
     assert (prompts.confidence == 1.0).all() and set(prompts.case_id) <= set(test)
-    history = read_tsv(results / "nnunet_volumes/wt/brats2024/3d_fullres/seed2024/training_history.tsv")
+    history = read_tsv(results / "nnunet_volumes/wt/brats2019/3d_fullres/seed2024/training_history.tsv")
     assert len(history) == DEMO_CONFIG["nnunet"]["volumes"]["epochs"]
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
     workdir = demo_run
-    cases = read_tsv(workdir / "results/cases/brats2024.tsv").set_index("case_id")
-    metrics = read_tsv(workdir / "results/medsam2/wt/brats2024/metrics.tsv")
-    split = read_tsv(workdir / "results/splits/brats2024.tsv")
+    cases = read_tsv(workdir / "results/cases/brats2019.tsv").set_index("case_id")
+    metrics = read_tsv(workdir / "results/medsam2/wt/brats2019/metrics.tsv")
+    split = read_tsv(workdir / "results/splits/brats2019.tsv")
     assert sorted(metrics.case_id) == sorted(cases.index)  # zero-shot: every case, over both batches
     assert dict(zip(metrics.case_id, metrics.split)) == dict(zip(split.case_id, split.split))
     for case_id in metrics.case_id:
-        predicted = nib.load(workdir / f"results/medsam2/wt/predictions/brats2024/{case_id}.nii.gz")
-        original = nib.load(workdir / cases.loc[case_id, "t1c"])
+        predicted = nib.load(workdir / f"results/medsam2/wt/predictions/brats2019/{case_id}.nii.gz")
+        original = nib.load(workdir / cases.loc[case_id, "t1ce"])
         np.testing.assert_array_equal(predicted.affine, original.affine)
         assert predicted.shape == original.shape
-    assert len(list((workdir / "results/medsam2/wt/predictions/brats2024").glob("*.overlay.png"))) == 2
-    assert read_tsv(workdir / "results/medsam2/wt/brats2024/metrics_2d.tsv").prompt.eq("key_slice").all()
+    assert len(list((workdir / "results/medsam2/wt/predictions/brats2019").glob("*.overlay.png"))) == 2
+    assert read_tsv(workdir / "results/medsam2/wt/brats2019/metrics_2d.tsv").prompt.eq("key_slice").all()
 
 
 def test_the_demo_prints_lines_not_progress_bar_frames_when_not_on_a_terminal(demo_run):
@@ -477,13 +477,13 @@ def test_the_same_config_gives_the_same_bytes_in_a_fresh_folder(short_demo_run, 
     assert sorted(first) == sorted(second)
     for name in ("comparison.tsv", "comparison.md", "medsam2/et/brats2019/metrics.tsv", "splits/brats2024.tsv",
                  "viewer/et/brats2019/index.html",
-                 "cases/brats2019.tsv", "slices/brats2024/et/index.tsv", "medsam2/standin/standin-hiera-t.pt",
+                 "cases/brats2019.tsv", "slices/brats2024/et/key_slice/index.tsv", "medsam2/standin/standin-hiera-t.pt",
                  "sam/base/tiny-sam-256/model.safetensors"):
         assert name in first
     for seed in SHORT_DEMO["replicates"]:  # each replicate is the same bytes as a rerun of itself
-        for name in ("sam/et/brats2019/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
-                     "yolo/et/brats2019/seed{}/metrics.tsv", "yolo/et/brats2019/seed{}/boxes.tsv",
-                     "sam/et/brats2019/seed{}/lora/adapter/adapter_model.safetensors",
+        for name in ("sam/et/brats2019/key_slice/seed{}/metrics.tsv", "nnunet/et/seed{}/metrics.tsv",
+                     "yolo/et/brats2019/key_slice/seed{}/metrics.tsv", "yolo/et/brats2019/key_slice/seed{}/boxes.tsv",
+                     "sam/et/brats2019/key_slice/seed{}/lora/adapter/adapter_model.safetensors",
                      "sam/et/brats2019/seed{}/volumes/yolo_per_slice/metrics.tsv",
                      "medsam2/et/brats2019/seed{}/volumes/yolo_key_slice/metrics.tsv",
                      "nnunet_volumes/et/brats2019/3d_fullres/seed{}/metrics.tsv",
@@ -501,20 +501,20 @@ def test_training_seeds_matter_and_each_replicate_has_its_own_models_and_metrics
     the same test cases, and the comparison reports both replicates and their spread."""
     results = demo_run / "results"
     first, second = DEMO_CONFIG["replicates"]
-    for model in ("sam/wt/brats2024/seed{}/lora/adapter/adapter_model.safetensors",
-                  "yolo/wt/brats2024/seed{}/weights/best.pt",
+    for model in ("sam/wt/brats2024/key_slice/seed{}/lora/adapter/adapter_model.safetensors",
+                  "yolo/wt/brats2024/key_slice/seed{}/weights/best.pt",
                   "nnunet/wt/model/seed{}/Dataset501_BraTSslices/nnUNetTrainer__nnUNetPlans__2d/fold_0/checkpoint_final.pth"):
         assert (results / model.format(first)).read_bytes() != (results / model.format(second)).read_bytes(), model
-    for table in ("sam/wt/brats2024/seed{}/metrics.tsv", "nnunet/wt/seed{}/metrics.tsv",
-                  "nnunet_volumes/wt/brats2024/3d_fullres/seed{}/metrics.tsv",
-                  "nnunet_volumes/wt/brats2024/2d/seed{}/metrics.tsv",
-                  "sam/wt/brats2024/seed{}/volumes/yolo_per_slice/metrics.tsv",
-                  "medsam2/wt/brats2024/seed{}/volumes/yolo_key_slice/metrics.tsv"):
+    for table in ("sam/wt/brats2024/key_slice/seed{}/metrics.tsv", "nnunet/wt/seed{}/metrics.tsv",
+                  "nnunet_volumes/wt/brats2019/3d_fullres/seed{}/metrics.tsv",
+                  "nnunet_volumes/wt/brats2019/2d/seed{}/metrics.tsv",
+                  "sam/wt/brats2019/seed{}/volumes/yolo_per_slice/metrics.tsv",
+                  "medsam2/wt/brats2019/seed{}/volumes/yolo_key_slice/metrics.tsv"):
         a, b = (read_tsv(results / table.format(seed)).query("method != 'sam_zeroshot'") for seed in (first, second))
         assert (a.seed.astype(str) == str(first)).all() and (b.seed.astype(str) == str(second)).all()
         assert a.case_id.tolist() == b.case_id.tolist(), table
         assert not np.allclose(a.dice, b.dice), table  # each replicate's masks
-    losses = [read_tsv(results / f"sam/wt/brats2024/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
+    losses = [read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/lora/history.tsv").train_loss for seed in (first, second)]
     assert not np.allclose(*losses)  # LoRA-SAM's training took another path
     comparison = read_tsv(results / "comparison.tsv").set_index("row")
     # every trained method, and MedSAM-2 prompted by each replicate's detector
@@ -567,18 +567,18 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     assert rows.loc["LoRA-SAM + GT box", "input"] == "t1ce+t2+flair slice, box as in the row"  # BraTS 2019's names
     assert rows.loc["nnU-Net", "input"] == "t1ce+t2+flair slice"
     assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce+t2+flair volume, one box on the key slice"
-    sample = load_sample(results / "slices/brats2019/et", read_tsv(results / "slices/brats2019/et/index.tsv").case_id[0])
+    sample = load_sample(results / "slices/brats2019/et/key_slice", read_tsv(results / "slices/brats2019/et/key_slice/index.tsv").case_id[0])
     assert sample.image.ndim == 3 and sample.image.shape[2] == 3
     dataset = json.loads((results / "nnunet/et/raw/Dataset501_BraTSslices/dataset.json").read_text())
     assert dataset["channel_names"] == {"0": "t1ce", "1": "t2", "2": "flair"}
     for dataset, layout in (("brats2024", GLI), ("brats2019", LEGACY)):
-        index = read_tsv(results / f"slices/{dataset}/et/index.tsv")
+        index = read_tsv(results / f"slices/{dataset}/et/key_slice/index.tsv")
         cases = read_tsv(results / f"cases/{dataset}.tsv")
         for row in index.itertuples():  # the largest enhancing-tumour slice, checked against the seg
             seg = np.asanyarray(nib.load(short_demo_run / cases.set_index("case_id").loc[row.case_id, "seg"]).dataobj)
             enhancing = np.isin(seg, sorted(layout.region_labels["et"]))
             assert row.area == enhancing.sum(axis=(0, 1)).max() == enhancing[:, :, row.slice_index].sum()
-        skipped = read_tsv(results / f"slices/{dataset}/et/skipped.tsv")
+        skipped = read_tsv(results / f"slices/{dataset}/et/key_slice/skipped.tsv")
         assert len(index) + len(skipped) == len(cases)
         assert skipped.reason.str.contains("region 'et' is empty").all()
     medsam2 = read_tsv(results / "medsam2/et/brats2019/metrics.tsv").set_index("case_id")
@@ -608,7 +608,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
         if run.endswith("box_per_slice"):  # the oracle has no box without the region: an empty mask, Dice 1
             assert (region_absent.area_pred == 0).all() and (region_absent.dice == 1).all()
     assert rows.loc["LoRA-SAM + GT box on every slice, region present", "n"] == (nnunet_3d.area_true > 0).sum()
-    assert (read_tsv(results / "sam/et/brats2019/seed2024/metrics.tsv").region == "et").all()
+    assert (read_tsv(results / "sam/et/brats2019/key_slice/seed2024/metrics.tsv").region == "et").all()
     assert (results / "figures/et/distributions.png").is_file()
     assert not (results / "slices/brats2024/wt").exists()
 

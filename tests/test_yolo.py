@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import traceback
 
@@ -50,6 +51,25 @@ def test_exported_labels_read_back_as_the_original_boxes(tmp_path):
         assert cls == "0"
         assert label_to_box([float(v) for v in label], 48, 48) == (row.x0, row.y0, row.x1, row.y1)
     assert "path:" not in (tmp_path / "ds/data.yaml").read_text()
+
+
+def test_background_slices_get_empty_label_files_and_are_counted(tmp_path):
+    """A slice without the region is a background image: its PNG with an empty label file, as
+    ultralytics expects; the detection metrics count each split's images and background images."""
+    write_samples(tmp_path / "slices", 6)
+    index = read_tsv(tmp_path / "slices/index.tsv")
+    background = index.iloc[[0, 4]].assign(area=0, x0="", y0="", x1="", y1="")  # a val and a train slice
+    background["sample"] = background.case_id + "_k009"
+    for row in background.itertuples():
+        shutil.copy2(tmp_path / "slices" / f"{row.case_id}.png", tmp_path / "slices" / f"{row.sample}.png")
+    write_tsv(pd.concat([index, background]), tmp_path / "slices/index.tsv")
+    yolo.export_dataset(tmp_path / "slices", tmp_path / "ds")
+    assert (tmp_path / "ds/labels/val/case00_k009.txt").read_text() == ""
+    assert (tmp_path / "ds/images/train/case04_k009.png").is_file()
+    assert (tmp_path / "ds/labels/train/case04.txt").read_text().startswith("0 ")
+    assert yolo.split_images(tmp_path / "ds/data.yaml", "val") == (3, 1)
+    assert yolo.split_images(tmp_path / "ds/data.yaml", "train") == (3, 1)
+    assert yolo.split_images(tmp_path / "ds/data.yaml", "test") == (2, 0)
 
 
 @pytest.mark.parametrize("model, name", [("resources/yolov8m.pt", "YOLOv8m"), ("yolov8n.yaml", "YOLOv8n"),
@@ -109,7 +129,7 @@ def test_training_validation_and_prediction_make_no_network_access(tmp_path, no_
     assert (tmp_path / "runs/train/weights/last.pt").is_file()  # ultralytics' own run folder is kept
     assert len(pd.read_csv(tmp_path / "results.csv")) == 2
     metrics = yolo.detection_metrics(tmp_path / "best.pt", tmp_path / "ds/data.yaml", 64, "cpu", config_dir, tmp_path / "runs")
-    assert metrics.split.tolist() == ["val", "test"]
+    assert metrics.split.tolist() == ["val", "test"] and metrics.images.tolist() == [2, 2]
     assert metrics[["map50", "map50_95", "precision", "recall"]].apply(lambda c: c.between(0, 1)).all().all()
     chosen, every = yolo.predict_boxes(tmp_path / "best.pt", tmp_path / "slices", 64, 0.0, "full_image_box", "cpu", config_dir)
     assert chosen.columns.tolist() == yolo.BOX_COLUMNS

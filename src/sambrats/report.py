@@ -18,6 +18,7 @@ from scipy import stats
 from .brats import REGIONS
 from .outputs import read_tsv, staged_file, write_tsv
 from .plotting import pyplot, save_figure, training_panel
+from .slices import SLICE_SETS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ SLICE_DETECTION = ("slice_sensitivity", "slice_sensitivity_seed_sd", "slice_spec
                    "slices")
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
 REPLICATE_STATISTICS = ("seed_sd", "by_seed")  # sd of the replicates' means; each replicate's mean
-COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input", "ground_truth_used", "n", "n_cases",
+COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input", "ground_truth_used", "trained_on",
+             "n", "n_cases",
             "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
            + [f"{metric}_mean" for metric in LESION_METRICS] + list(SLICE_DETECTION)
@@ -220,15 +222,17 @@ def row_metrics(metrics: pd.DataFrame, row: Row) -> pd.DataFrame:
 
 
 def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int = 0, inputs=None,
-                     detector: str = "YOLOv8m", patients=None, study_scope=None) -> pd.DataFrame:
+                     detector: str = "YOLOv8m", patients=None, study_scope=None, training=None) -> pd.DataFrame:
     """One row per region, study row and dataset present in ``metrics``; within a dataset and region
     every test-split row of a protocol is computed on the cases all of them share (``n``); a region-present or
     all-cases row on its own cases (a region-present row tested against its baseline on them). ``inputs``: what each method saw, ``{method or Row.seen: {dataset: {region: text}}}``; ``detector``: the
     YOLO model that prompted the automatic pipeline; ``patients``: ``{(dataset, case_id): patient_id}``
     (a case not in it is its own patient), the unit of the paired test and the bootstrap;
     ``study_scope``: (dataset, region) the study reported, the only study-protocol rows that get its
-    reference numbers (None: every study-protocol row that has them)."""
+    reference numbers (None: every study-protocol row that has them); ``training``: what each trained
+    method's models trained on, ``{method or Row.seen: text}``."""
     inputs = inputs or {}
+    training = training or {}
     patients = patients or {}
     metrics = with_seeds(metrics)
     groups = {}
@@ -257,6 +261,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                   "protocol": row.protocol, "dataset": dataset, "region": region,
                   "input": inputs.get(row.seen or row.method, {}).get(dataset, {}).get(region, ""),
                   "ground_truth_used": row.truth,
+                  "trained_on": training.get(row.seen or row.method, ""),
                   "n": patient.nunique(),
                   "n_cases": len(per_case), "replicates": group.seed.nunique(),
                   "p_vs_nnunet": (paired_wilcoxon(per_case.dice.groupby(patient).mean(),
@@ -313,7 +318,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         label = r.row + (f" ({int(r.fallbacks)} without detection{runs})" if not np.isnan(r.fallbacks) else "")
         rows.append({
             "method": label, "protocol": r.protocol, "dataset": r.dataset, "region": r.region, "input": r.input,
-            "ground truth used": r.ground_truth_used,
+            "ground truth used": r.ground_truth_used, "trained on": r.trained_on,
             "n": str(r.n) if r.n == r.n_cases else f"{r.n} ({r.n_cases} cases)",
             "Dice mean ± sd": f"{fmt(r.dice_mean)} ± {fmt(r.dice_sd)}",
             "Dice sd over seeds (replicates)": f"{fmt(r.dice_seed_sd)} ({r.replicates})",
@@ -338,15 +343,20 @@ def markdown(table: pd.DataFrame, detection: pd.DataFrame | None = None, notes=(
     lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
     lines += ["", TEST_NOTE]
     if detection is not None:
-        lines += ["", "| YOLO detector | region | replicates | mAP50 | mAP50-95 | precision | recall |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| YOLO detector | trained on | dataset | region | replicates | images (background) | mAP50 "
+                  "| mAP50-95 | precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
         splits = {"test": 0, "val": 1}  # the test split's detection first, val beside it
         ordered = detection.sort_values("split", key=lambda column: column.map(splits), kind="stable")
-        for (split, region), runs in ordered.groupby(["split", "region"], sort=False):
+        for (slice_set, dataset, split, region), runs in ordered.groupby(["slice_set", "dataset", "split", "region"],
+                                                                        sort=False):
             cells = [spread(runs[name], 3) for name in ("map50", "map50_95", "precision", "recall")]
-            lines.append(f"| {split} | {region} | {len(runs)} | " + " | ".join(cells) + " |")
-        lines.append("")
-        lines.append("Study: YOLOv8m mAP50 0.973 (val).")
+            images = f"{int(runs.images.iloc[0])} ({int(runs.background_images.iloc[0])})"
+            lines.append(f"| {split} | {SLICE_SETS[slice_set]} | {dataset} | {region} | {len(runs)} | {images} | "
+                         + " | ".join(cells) + " |")
+        lines += ["", "Detection metrics on the images of the detector's own slice set (ultralytics' validator): "
+                  "the key slices hold the region on every image; the volume slices add tumour-free slices "
+                  "(background images), where any detection is a false positive. Study: YOLOv8m mAP50 0.973 "
+                  "(val, key slices)."]
     automatic = table[(table.ground_truth_used == "none") & table.slice_sensitivity.notna()]
     if not automatic.empty:
         lines += ["", "| automatic row on every test slice | dataset | region | slices | sensitivity | specificity |",
@@ -383,19 +393,20 @@ def case_patients(split_paths: dict) -> dict[tuple[str, str], str]:
 
 def write_comparison(metric_paths, detection_paths, tsv_path, md_path, html_path, resamples: int, seed: int,
                      notes=(), inputs=None, detector: str = "YOLOv8m", split_paths=None, study_scope=None,
-                     lesionwise_paths=()) -> None:
+                     lesionwise_paths=(), training=None) -> None:
     """comparison.tsv, .md and .html (with ``notes``, e.g. on stand-in models, and what each method
-    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (region, seed);
+    saw) from every method's metrics table; ``detection_paths``: the YOLO metrics by (dataset, slice
+    set, region, seed);
     ``split_paths``: ``{dataset: split table}``, whose patients are the statistical unit;
     ``study_scope``: the (dataset, region) of the study's reference numbers; ``lesionwise_paths``:
-    the official lesion-wise metrics of the 3D runs."""
+    the official lesion-wise metrics of the 3D runs; ``training``: what each method's models trained on."""
     table = comparison_table(load_metrics(metric_paths, lesionwise_paths), resamples, seed, inputs, detector,
-                             case_patients(split_paths or {}), study_scope)
+                             case_patients(split_paths or {}), study_scope, training)
     write_tsv(table, tsv_path)
     detection = None
     if detection_paths:
-        detection = pd.concat([read_tsv(path).assign(region=region, seed=seed)
-                               for (region, seed), path in detection_paths.items()],
+        detection = pd.concat([read_tsv(path).assign(dataset=dataset, slice_set=slice_set, region=region, seed=seed)
+                               for (dataset, slice_set, region, seed), path in detection_paths.items()],
                               ignore_index=True)
     with staged_file(md_path) as tmp:
         Path(tmp).write_text(markdown(table, detection, notes))

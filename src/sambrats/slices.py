@@ -1,9 +1,13 @@
-"""2D slice dataset: per case the axial slice with the largest tumour area, its mask and box.
+"""2D slice datasets: per case the axial slice with the largest tumour area (the study's key slice),
+or slices sampled from the whole volume (tumour slices with their boxes, tumour-free ones as
+background images for the detector), each with its mask and box.
 
 Conventions, used by every method:
 
 * Volumes are indexed ``[i, j, k]`` as stored in the NIfTI file; axial slices run along ``k``.
-* The chosen slice is the one with the largest tumour area; ties go to the lowest ``k``.
+* The key slice is the one with the largest tumour area; ties go to the lowest ``k``.
+* A slice set's index names each slice (``sample``): the case for a key slice, ``{case}_k{k:03d}``
+  for a sampled one; a background slice has area 0 and no box.
 * A 2D slice is ``volume[:, :, k].T``: row = ``j``, column = ``i``.
 * Boxes are ``x0, y0, x1, y1`` in pixels, inclusive, with x = column and y = row.
 * Intensities are normalised per volume: clipped to the given percentiles of the brain voxels
@@ -29,7 +33,38 @@ from .parallel import map_cases
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ["case_id", "split", "slice_index", "area", "x0", "y0", "x1", "y1"]
+INDEX_COLUMNS = ["sample", "case_id", "split", "slice_index", "area", "x0", "y0", "x1", "y1"]
+# What a 2D model trains on, as the comparison names it: the study's key slices, or sampled ones.
+SLICE_SETS = {"key_slice": "key slices (largest-area slice per case)",
+              "volume_slices": "slices sampled from the volumes"}
+
+
+@dataclass(frozen=True)
+class VolumeSampling:
+    """Which axial slices of a case the ``volume_slices`` set takes: ``tumour_per_case`` slices that
+    hold the region (None: every one) and ``background_per_case`` tumour-free slices that show brain,
+    drawn without replacement by a generator fixed by ``seed`` and the case."""
+
+    tumour_per_case: int | None
+    background_per_case: int
+    seed: int
+
+    def indices(self, case_id: str, mask: np.ndarray, brain: np.ndarray) -> list[int]:
+        """Sorted slice indices ``k`` of one case; ``mask`` and ``brain``: its region's and its brain's
+        3D masks."""
+        areas = np.count_nonzero(mask, axis=(0, 1))
+        tumour = np.flatnonzero(areas > 0)
+        background = np.flatnonzero((areas == 0) & brain.any(axis=(0, 1)))
+        rng = case_rng(self.seed, case_id)
+        chosen = [int(k) for k in tumour] if self.tumour_per_case is None else draw(tumour, self.tumour_per_case, rng)
+        return sorted(chosen + draw(background, self.background_per_case, rng))
+
+
+def draw(indices: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:
+    """``count`` of ``indices`` (all of them if fewer), without replacement."""
+    if len(indices) <= count:
+        return [int(k) for k in indices]
+    return [int(k) for k in rng.choice(indices, size=count, replace=False)]
 
 
 @dataclass(frozen=True)
@@ -38,12 +73,17 @@ class SliceSample:
     slice_index: int
     image: np.ndarray  # float32 [H, W] (one contrast) or [H, W, 3] (three) in [0, 1]
     mask: np.ndarray  # uint8 [H, W] in {0, 1}
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 inclusive
+    box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 inclusive; None on a background slice
     spacing: tuple[float, float] = (1.0, 1.0)  # mm per row, mm per column
+    name: str | None = None  # its file name in a slice set: the case (key slice) or {case}_k{k:03d}
 
     @property
     def area(self) -> int:
         return int(self.mask.sum())
+
+    @property
+    def sample(self) -> str:
+        return self.name or self.case_id
 
 
 def largest_area_slice(mask: np.ndarray) -> tuple[int, int]:
@@ -109,6 +149,32 @@ def extract_slice(
     return SliceSample(case_id, k, image, mask, tight_box(mask), axial_spacing(seg_image.header.get_zooms()))
 
 
+def extract_sampled(
+    case_id: str,
+    image_paths,
+    seg_path: Path,
+    layout: Layout,
+    region: str,
+    percentiles: tuple[float, float],
+    sampling: VolumeSampling,
+) -> list[SliceSample]:
+    """The slices ``sampling`` takes from one case (tumour slices with their tight boxes, background
+    slices without a box), normalised by their volumes like the key slice; none if the case has
+    neither."""
+    seg_image, seg = load_labels(Path(seg_path), layout)
+    mask3d = region_mask(seg, layout, region)
+    paths = [image_paths] if isinstance(image_paths, (str, Path)) else list(image_paths)
+    images = volume_slices(paths, percentiles)
+    brain = read_volume(Path(paths[0]))[1] != 0
+    spacing = axial_spacing(seg_image.header.get_zooms())
+    samples = []
+    for k in sampling.indices(case_id, mask3d, brain):
+        mask = axial_slice(mask3d, k).astype(np.uint8)
+        box = tight_box(mask) if mask.any() else None
+        samples.append(SliceSample(case_id, k, images[k], mask, box, spacing, f"{case_id}_k{k:03d}"))
+    return samples
+
+
 def slice_image(image_path, k: int, percentiles: tuple[float, float]) -> np.ndarray:
     """Axial slice ``k`` of a volume, normalised by the whole volume's brain percentiles."""
     _, volume = read_volume(Path(image_path))
@@ -147,43 +213,54 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
+NO_BOX = (-1, -1, -1, -1)  # a background slice's box in its npz
+
+
 def save_sample(sample: SliceSample, folder: Path) -> None:
-    """``{case}.npz`` (image, mask, box, slice index) and an 8-bit ``{case}.png`` for detectors
+    """``{sample}.npz`` (image, mask, box, slice index) and an 8-bit ``{sample}.png`` for detectors
     (grey for one contrast, RGB for three)."""
     np.savez_compressed(
-        folder / f"{sample.case_id}.npz",
+        folder / f"{sample.sample}.npz",
         image=sample.image,
         mask=sample.mask,
-        box=np.asarray(sample.box, dtype=np.int32),
+        box=np.asarray(sample.box or NO_BOX, dtype=np.int32),
         slice_index=np.int32(sample.slice_index),
         spacing=np.asarray(sample.spacing, dtype=np.float64),
     )
     pixels = eight_bit(sample.image)
-    Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(folder / f"{sample.case_id}.png")
+    Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB").save(folder / f"{sample.sample}.png")
 
 
-def load_sample(folder: Path, case_id: str) -> SliceSample:
-    with np.load(Path(folder) / f"{case_id}.npz") as data:
+def load_sample(folder: Path, sample: str, case_id: str | None = None) -> SliceSample:
+    """A slice of a slice set by its name (``case_id``: its case, where the name is not the case)."""
+    with np.load(Path(folder) / f"{sample}.npz") as data:
+        box = tuple(int(v) for v in data["box"])
         return SliceSample(
-            case_id,
+            case_id or sample,
             int(data["slice_index"]),
             data["image"],
             data["mask"],
-            tuple(int(v) for v in data["box"]),
+            None if box == NO_BOX else box,
             tuple(float(v) for v in data["spacing"]),
+            None if case_id in (None, sample) else sample,
         )
 
 
-def _extract_and_save(args) -> dict:
-    case_id, image_path, seg_path, layout, region, percentiles, folder = args
+def _extract_and_save(args) -> list[dict]:
+    case_id, image_path, seg_path, layout, region, percentiles, sampling, folder = args
     try:
-        sample = extract_slice(case_id, image_path, seg_path, layout, region, percentiles)
+        if sampling is None:
+            samples = [extract_slice(case_id, image_path, seg_path, layout, region, percentiles)]
+        else:
+            samples = extract_sampled(case_id, image_path, seg_path, layout, region, percentiles, sampling)
     except ValueError as err:
-        return {"case_id": case_id, "reason": str(err)}
-    save_sample(sample, folder)
-    x0, y0, x1, y1 = sample.box
-    return {"case_id": case_id, "slice_index": sample.slice_index, "area": sample.area,
-            "x0": x0, "y0": y0, "x1": x1, "y1": y1}
+        return [{"case_id": case_id, "reason": str(err)}]
+    rows = []
+    for sample in samples:
+        save_sample(sample, folder)
+        rows.append({"sample": sample.sample, "case_id": case_id, "slice_index": sample.slice_index,
+                     "area": sample.area, **dict(zip(("x0", "y0", "x1", "y1"), sample.box or (None,) * 4))})
+    return rows
 
 
 def build_slice_dataset(
@@ -195,23 +272,26 @@ def build_slice_dataset(
     region: str,
     percentiles: tuple[float, float],
     workers: int = 1,
+    sampling: VolumeSampling | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write every case's slice of ``contrasts`` (the layout's names of one or three) into
-    ``folder``; return (index table, skipped cases with reasons)."""
+    """Write every case's key slice (``sampling`` None) or sampled slices of ``contrasts`` (the
+    layout's names of one or three) into ``folder``; return (index table, skipped cases with reasons)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (row.case_id, [row[name] for name in contrasts], row.seg, layout, region, tuple(percentiles), folder)
+        (row.case_id, [row[name] for name in contrasts], row.seg, layout, region, tuple(percentiles), sampling,
+         folder)
         for _, row in cases.iterrows()
     ]
-    rows = map_cases(_extract_and_save, jobs, workers, "extracting slices")
+    rows = [row for case_rows in map_cases(_extract_and_save, jobs, workers, "extracting slices") for row in case_rows]
     skipped = pd.DataFrame([r for r in rows if "reason" in r], columns=["case_id", "reason"])
     for row in skipped.itertuples():
         log.warning("skipped %s: %s", row.case_id, row.reason)
     columns = [name for name in INDEX_COLUMNS if name != "split"]
     index = pd.DataFrame([r for r in rows if "reason" not in r], columns=columns)
+    index[["x0", "y0", "x1", "y1"]] = index[["x0", "y0", "x1", "y1"]].astype("Int64")  # a background slice: empty
     index = index.merge(splits[["case_id", "split"]], on="case_id", how="left")
-    return index[INDEX_COLUMNS].sort_values("case_id").reset_index(drop=True), skipped
+    return index[INDEX_COLUMNS].sort_values("sample").reset_index(drop=True), skipped
 
 
 def write_slice_dataset(
@@ -223,9 +303,11 @@ def write_slice_dataset(
     region: str,
     percentiles,
     workers: int = 1,
+    sampling: dict | None = None,
 ) -> None:
     """Build the slice folder (npz, png, index.tsv, skipped.tsv) of one contrast or a list of one or
-    three (either layout's names); it appears only when complete."""
+    three (either layout's names): key slices, or the slices ``sampling`` (VolumeSampling's fields)
+    takes; it appears only when complete."""
     layout = get_layout(layout_name)
     with staged_directory(out_dir) as folder:
         index, skipped = build_slice_dataset(
@@ -237,12 +319,14 @@ def write_slice_dataset(
             region,
             tuple(percentiles),
             workers,
+            None if sampling is None else VolumeSampling(**sampling),
         )
         if index.empty:
             raise ValueError(f"no case has a non-empty {region!r} region ({len(skipped)} skipped)")
         write_tsv(index, folder / "index.tsv")
         write_tsv(skipped, folder / "skipped.tsv")
-        log.info("%d slices written, %d cases skipped", len(index), len(skipped))
+        log.info("%d slices written (%d without the region), %d cases skipped", len(index),
+                 int((index.area == 0).sum()), len(skipped))
 
 
 def jitter_box(
@@ -271,6 +355,8 @@ def case_rng(seed: int, case_id: str, *streams: int) -> np.random.Generator:
 
 
 def load_split(folder: str | Path, split: str) -> list[SliceSample]:
-    """Every sample of one split of a slice folder, in case order."""
+    """Every slice of one split of a slice folder that holds the region (what a segmentation model
+    trains and is scored on; background slices are the detector's), in name order."""
     index = read_tsv(Path(folder) / "index.tsv")
-    return [load_sample(folder, case_id) for case_id in index.case_id[index.split == split]]
+    rows = index[(index.split == split) & (index.area > 0)]
+    return [load_sample(folder, row.sample, row.case_id) for row in rows.itertuples()]

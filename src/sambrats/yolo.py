@@ -87,7 +87,8 @@ def box_iou(a, b) -> float:
 
 
 def export_dataset(slices_dir, out_dir) -> None:
-    """Ultralytics layout: images/{split}/{case}.png, labels/{split}/{case}.txt, data.yaml."""
+    """Ultralytics layout: images/{split}/{sample}.png, labels/{split}/{sample}.txt (an empty label
+    file for a slice without the region: a background image, as ultralytics expects), data.yaml."""
     slices_dir = Path(slices_dir)
     index = read_tsv(slices_dir / "index.tsv")
     with staged_directory(out_dir) as folder:
@@ -95,17 +96,26 @@ def export_dataset(slices_dir, out_dir) -> None:
             (folder / "images" / split).mkdir(parents=True)
             (folder / "labels" / split).mkdir(parents=True)
         for row in index.itertuples():
-            png = slices_dir / f"{row.case_id}.png"
-            height, width = _png_shape(png)
+            png = slices_dir / f"{row.sample}.png"
             shutil.copy2(png, folder / "images" / row.split / png.name)
-            cx, cy, w, h = box_to_label((row.x0, row.y0, row.x1, row.y1), width, height)
-            (folder / "labels" / row.split / f"{row.case_id}.txt").write_text(
-                f"0 {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
-            )
+            label = ""
+            if row.area > 0:
+                height, width = _png_shape(png)
+                cx, cy, w, h = box_to_label(tuple(int(v) for v in (row.x0, row.y0, row.x1, row.y1)), width, height)
+                label = f"0 {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
+            (folder / "labels" / row.split / f"{row.sample}.txt").write_text(label)
         # No `path` key: ultralytics then resolves the splits relative to this file's folder.
         data = {"train": "images/train", "val": "images/val", "test": "images/test", "names": {0: "tumor"}}
         (folder / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    log.info("YOLO dataset: %s", index.split.value_counts().to_dict())
+    counts = index.assign(background=index.area == 0).groupby("split").background.agg(["size", "sum"])
+    log.info("YOLO dataset (images, background images): %s",
+             {split: (int(row["size"]), int(row["sum"])) for split, row in counts.iterrows()})
+
+
+def split_images(data_yaml, split: str) -> tuple[int, int]:
+    """(images, background images) of one split of an exported dataset (from its label files)."""
+    labels = sorted((Path(data_yaml).parent / "labels" / split).glob("*.txt"))
+    return len(labels), sum(1 for label in labels if not label.read_text().strip())
 
 
 def _png_shape(path: Path) -> tuple[int, int]:
@@ -175,7 +185,8 @@ def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, se
 
 
 def detection_metrics(weights, data_yaml, imgsz: int, device_name: str, config_dir, run_dir) -> pd.DataFrame:
-    """mAP50, mAP50-95, precision and recall on the val and test splits (ultralytics' validator)."""
+    """mAP50, mAP50-95, precision and recall on the val and test splits (ultralytics' validator; a
+    background image counts its detections as false positives), with each split's image counts."""
     offline_ultralytics(config_dir)
     from ultralytics import YOLO
 
@@ -185,7 +196,8 @@ def detection_metrics(weights, data_yaml, imgsz: int, device_name: str, config_d
         result = model.val(data=str(Path(data_yaml).resolve()), split=split, imgsz=imgsz,
                            device=device_argument(device_name), plots=False, verbose=False,
                            project=str(Path(run_dir).resolve()), name=f"val_{split}", exist_ok=True)
-        row = {"split": split}
+        images, background = split_images(data_yaml, split)
+        row = {"split": split, "images": images, "background_images": background}
         for name, attribute in METRIC_NAMES.items():
             value = result
             for part in attribute.split("."):
@@ -206,7 +218,7 @@ def predict_boxes(weights, slices_dir, imgsz: int, conf: float, policy: str, dev
     test = index[index.split == "test"]
     chosen, every = [], []
     for row in test.itertuples():
-        png = Path(slices_dir) / f"{row.case_id}.png"
+        png = Path(slices_dir) / f"{row.sample}.png"
         height, width = _png_shape(png)
         boxes = detect(model, png, imgsz, conf, device)
         truth = (row.x0, row.y0, row.x1, row.y1)
