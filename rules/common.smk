@@ -197,7 +197,8 @@ def get_volume_prompt_inputs(wildcards):
     """The detector's table of the test volumes for the automatic prompt (same dataset and seed)."""
     if wildcards.prompt != "yolo_per_slice":
         return {}
-    return {"detections": expand(volume_model(rules.detect_volumes.output[0]), **wildcards)[0]}
+    detections = volume_model(rules.detect_volumes.output[0])
+    return {"detections": expand(detections, **wildcards)[0]}
 
 
 def nnunet_dataset_name():

@@ -63,8 +63,6 @@ rule train_lora_sam:
 
 rule predict_sam:
     """Every prompt mode from one image embedding per test key slice, plus zero-shot SAM (GT box)."""
-    wildcard_constraints:
-        slice_set="key_slice",
     input:
         unpack(get_sam_base_input),
         unpack(get_sam_prompt_inputs),
@@ -77,6 +75,8 @@ rule predict_sam:
         f"{LOGS}/predict_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/predict_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
+    wildcard_constraints:
+        slice_set="key_slice",
     conda:
         SOFTWARE
     threads: job_threads(4)

@@ -78,8 +78,6 @@ rule evaluate_yolo:
 
 rule predict_yolo_boxes:
     """The most confident box per test key slice (no-detection policy from config), and every box."""
-    wildcard_constraints:
-        slice_set="key_slice",
     input:
         weights=rules.train_yolo.output.weights,
         slices=slices_dir("{dataset}"),
@@ -88,6 +86,8 @@ rule predict_yolo_boxes:
         every=f"{YOLO_RUN}/boxes_all.tsv",
     log:
         f"{LOGS}/predict_yolo_boxes/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
+    wildcard_constraints:
+        slice_set="key_slice",
     conda:
         SOFTWARE
     threads: job_threads(2)

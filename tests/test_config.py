@@ -57,6 +57,10 @@ def test_both_shipped_configs_validate():
         ({"contrasts": {"wt": ["t1c", "t2f"]}}, "config key contrasts.wt = ['t1c', 't2f']: One MRI contrast, or three"),
         ({"split": {"train": 1.5}}, "config key split.train = 1.5: 1.5 is greater than the maximum of 1"),
         ({"colour": "red"}, "config: Additional properties are not allowed ('colour' was unexpected)"),
+        ({"slices": {"volume_training": "every_slice"}}, "config key slices.volume_training = 'every_slice': "
+                                                         "'every_slice' is not one of ['key_slice', 'volume_slices']"),
+        ({"slices": {"volume_sampling": {"tumour_per_case": 0}}},
+         "config key slices.volume_sampling.tumour_per_case = 0: 0 is less than the minimum of 1"),
     ],
 )
 def test_schema_errors_become_one_line_naming_key_and_value(change, expected):

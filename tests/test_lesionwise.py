@@ -17,12 +17,12 @@ from sambrats.outputs import read_tsv, write_tsv
 
 from conftest import run_snakemake, share_evaluation_environment
 
-RUN = "nnunet_volumes/wt/brats2024/3d_fullres/seed2024"  # a 3D run of the demo config: rule lesionwise_metrics scores it
+RUN = "nnunet_volumes/wt/brats2019/3d_fullres/seed2024"  # a 3D run of the demo config: rule lesionwise_metrics scores it
 SHAPE = (96, 96, 64)
 
 
 def constructed_case(workdir, case_id: str, seg: np.ndarray, prediction: np.ndarray, spacing=(1.0, 1.0, 1.0)):
-    """A seg and a predicted mask as NIfTI in ``workdir``; their case-table and metrics rows (BraTS 2024,
+    """A seg and a predicted mask as NIfTI in ``workdir``; their case-table and metrics rows (BraTS 2019,
     the demo's volume dataset)."""
     affine = np.diag([*spacing, 1.0])
     seg_path = workdir / "raw" / f"{case_id}_seg.nii.gz"
@@ -31,18 +31,18 @@ def constructed_case(workdir, case_id: str, seg: np.ndarray, prediction: np.ndar
         path.parent.mkdir(parents=True, exist_ok=True)
         nib.save(nib.Nifti1Image(volume.astype(np.uint8), affine), path)
     case = {"case_id": case_id, "patient_id": case_id, "seg": str(seg_path.relative_to(workdir))}
-    metrics = {"case_id": case_id, "dataset": "brats2024", "region": "wt", "method": "nnunet_3d", "prompt": "3d",
+    metrics = {"case_id": case_id, "dataset": "brats2019", "region": "wt", "method": "nnunet_3d", "prompt": "3d",
                "mask_file": str(mask_path.relative_to(workdir)),
                "split": "test", "seed": 2024}
     return case, metrics
 
 
 def large_lesion_and_distant_false_positive():
-    """A 40-voxel cube of tumour (BraTS 2024 labels: oedema around enhancing tumour) predicted exactly,
+    """A 40-voxel cube of tumour (BraTS 2019 labels: oedema around enhancing tumour) predicted exactly,
     plus a 3 x 3 x 3 false-positive blob 20 voxels away."""
     seg = np.zeros(SHAPE, np.uint8)
     seg[10:50, 10:50, 10:50] = 2
-    seg[20:40, 20:40, 20:40] = 3
+    seg[20:40, 20:40, 20:40] = 4
     prediction = (seg > 0).astype(np.uint8)
     prediction[70:73, 70:73, 30:33] = 1
     return seg, prediction
@@ -62,7 +62,7 @@ def test_the_official_package_counts_a_distant_false_positive_through_the_workfl
     rows = [constructed_case(tmp_path, "BraTS19_TEST_0001_1", seg, prediction),
             constructed_case(tmp_path, "BraTS19_TEST_0002_1", empty, empty),
             constructed_case(tmp_path, "BraTS19_TEST_0003_1", empty, blob)]
-    write_tsv(pd.DataFrame([case for case, _ in rows]), tmp_path / "results" / "cases" / "brats2024.tsv")
+    write_tsv(pd.DataFrame([case for case, _ in rows]), tmp_path / "results" / "cases" / "brats2019.tsv")
     write_tsv(pd.DataFrame([metrics for _, metrics in rows]), tmp_path / "results" / RUN / "metrics.tsv")
     target = f"results/{RUN}/lesionwise.tsv"
     # Only this rule may run: the hand-made tables stand for what discover_cases and nnU-Net 3D write.

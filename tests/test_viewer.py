@@ -121,7 +121,7 @@ def test_the_demo_viewer_opens_offline_draws_and_toggles_masks(demo_run, chromiu
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    page_path = demo_run / "results/viewer/wt/brats2024/index.html"
+    page_path = demo_run / "results/viewer/wt/brats2019/index.html"
     text = page_path.read_text()
     assert "BSD 2-Clause License" in text and "NIIVUE" in text  # the licence and the bundle inline
     errors, requests = [], []

@@ -68,14 +68,16 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     assert "rule synth_cohort:" not in result.stdout  # the paper run never writes a demo cohort
     for rule in ("discover_cases", "split_cases"):
         assert result.stdout.count(f"rule {rule}:") == 2
-    assert result.stdout.count("rule build_slices:") == 2 * 3  # each dataset in each region: wt, tc, et
-    for rule in ("predict_sam", "predict_yolo_boxes", "evaluate_yolo", "train_nnunet"):
+    # each region's slice sets: key slices of each dataset, volume slices of each volume dataset
+    assert result.stdout.count("rule build_slices:") == 2 * 3 + 2 * 3
+    for rule in ("predict_sam", "predict_yolo_boxes", "train_nnunet"):
         assert result.stdout.count(f"rule {rule}:") == 3 * 3  # the study: one job per region and training seed
-    for rule in ("train_lora_sam", "train_yolo"):  # the study's dataset serves both protocols, brats2019 the volumes
-        assert result.stdout.count(f"rule {rule}:") == 2 * 3 * 3  # each dataset, region and training seed
+    # the study's key-slice models (brats2024) and each volume dataset's volume-slice models
+    for rule in ("train_lora_sam", "train_yolo", "evaluate_yolo"):
+        assert result.stdout.count(f"rule {rule}:") == 3 * 3 + 2 * 3 * 3  # per region and training seed
     for rule in ("nnunet_preprocess", "figures"):
         assert result.stdout.count(f"rule {rule}:") == 3  # shared by the replicates: one per region
-    assert result.stdout.count("rule yolo_dataset:") == 2 * 3  # each dataset and region
+    assert result.stdout.count("rule yolo_dataset:") == 3 + 2 * 3  # each slice set of a detector, per region
     assert result.stdout.count("rule compare_methods:") == 1
     assert result.stdout.count("rule medsam2_predict:") == 8 * 2 * 3  # n_batches, both datasets, each region
     # The volume protocol: both nnU-Net configurations, both LoRA-SAM prompts, each dataset, region and seed.
@@ -88,6 +90,10 @@ def test_dry_run_of_the_paper_config_on_a_full_size_synthetic_cohort(tmp_path):
     assert result.stdout.count("rule lesionwise_metrics:") == (36 + 36 + 2 * 3 + 18)  # every 3D run
     assert result.stdout.count("rule download_weights:") == 1  # the weights come from resources/
     assert "input: resources/yolov8m.pt, results/yolo/wt/brats2024/key_slice/dataset" in result.stdout
+    # the volume protocol's LoRA-SAM and detector: those trained on its own dataset's volume slices
+    volume_job = result.stdout.split("rule predict_sam_volumes:")[1].split("\n\n")[0]
+    assert "/volume_slices/seed" in volume_job and "key_slice" not in volume_job
+    assert "/volume_slices/seed" in result.stdout.split("rule medsam2_automatic:")[1].split("\n\n")[0]
     assert "resources/sam-vit-base" in result.stdout.split("rule train_lora_sam:")[1].split("\n\n")[0]
 
 
@@ -275,7 +281,7 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     results = demo_run / "results"
     for dataset in ("brats2024", "brats2019"):
         assert (read_tsv(results / f"splits/{dataset}.tsv").split == "test").sum() >= 12
-    medsam2 = read_tsv(results / "medsam2/wt/brats2024/metrics.tsv").query("split == 'test' and area_true > 0")
+    medsam2 = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").query("split == 'test' and area_true > 0")
     assert len(medsam2) >= 12 and medsam2.dice.mean() >= 0.7
     sam = read_tsv(results / "sam/wt/brats2024/key_slice/seed2024/metrics.tsv").groupby(["method", "prompt"]).dice.mean()
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
@@ -337,6 +343,39 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
     assert (prompts.confidence == 1.0).all() and set(prompts.case_id) <= set(test)
     history = read_tsv(results / "nnunet_volumes/wt/brats2019/3d_fullres/seed2024/training_history.tsv")
     assert len(history) == DEMO_CONFIG["nnunet"]["volumes"]["epochs"]
+
+
+def test_the_volume_protocol_s_2d_models_train_on_slices_sampled_from_whole_volumes(demo_run):
+    """slices.volume_training: volume_slices. LoRA-SAM and YOLO of the volume rows train on tumour
+    slices of every size and (YOLO) tumour-free background slices of the training volumes; the
+    detector is scored on test slices with negatives; every row says what its models trained on."""
+    results = demo_run / "results"
+    sampling = DEMO_CONFIG["slices"]["volume_sampling"]
+    index = read_tsv(results / "slices/brats2019/wt/volume_slices/index.tsv")
+    per_case = index.assign(tumour=index.area > 0).groupby("case_id").tumour.agg(["sum", "size"])
+    assert (per_case["sum"] == sampling["tumour_per_case"]).all()  # every demo case has >= 2 tumour slices
+    assert (per_case["size"] - per_case["sum"] == sampling["background_per_case"]).all()
+    key = read_tsv(results / "slices/brats2019/wt/key_slice/index.tsv").set_index("case_id").area
+    tumour = index[index.area > 0]
+    assert (tumour.area.to_numpy() < key[tumour.case_id].to_numpy()).mean() > 0.5  # mostly smaller cross-sections
+    history = read_tsv(results / "sam/wt/brats2019/volume_slices/seed2024/lora/history.tsv")
+    assert len(history) == DEMO_CONFIG["sam"]["train"]["epochs"]
+    detection = read_tsv(results / "yolo/wt/brats2019/volume_slices/seed2024/metrics.tsv").set_index("split")
+    test = index[index.split == "test"]
+    assert detection.loc["test", "images"] == len(test)
+    assert detection.loc["test", "background_images"] == (test.area == 0).sum() > 0
+    labels = results / "yolo/wt/brats2019/volume_slices/dataset/labels/train"
+    assert {path.stem for path in labels.glob("*.txt") if not path.read_text()} == set(
+        index.query("split == 'train' and area == 0")["sample"])  # background images: empty label files
+    table = read_tsv(results / "comparison.tsv").set_index("row")
+    sampled = "slices sampled from the volumes"
+    for row in ("LoRA-SAM + GT box on every slice", "YOLOv8n + LoRA-SAM on every slice"):
+        assert table.loc[row, "trained_on"] == sampled
+    assert table.loc["YOLOv8n + MedSAM-2, 3D", "trained_on"] == f"detector: {sampled}; MedSAM-2 zero-shot"
+    assert table.loc["YOLOv8n + LoRA-SAM", "trained_on"].startswith("key slices")  # the study's row
+    assert table.loc["nnU-Net 3D", "trained_on"] == "whole training volumes"
+    markdown = (results / "comparison.md").read_text()
+    assert f"| test | {sampled} | brats2019 | wt | 2 | {len(test)} ({(test.area == 0).sum()}) |" in markdown
 
 
 def test_demo_medsam2_writes_niftis_over_the_original_volumes(demo_run):
