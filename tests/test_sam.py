@@ -13,10 +13,11 @@ import pytest
 import torch
 from transformers import SamConfig, SamModel
 
-from sambrats import sam
+from sambrats import clicks, sam
+from sambrats.clicks import Click
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv
-from sambrats.slices import case_rng, jitter_box, tight_box, to_rgb
+from sambrats.slices import case_rng, jitter_box, load_split, tight_box, to_rgb
 from sambrats.presets import SAM_STANDINS
 
 from conftest import disc_sample, write_samples
@@ -239,3 +240,70 @@ def test_stand_in_positional_embedding_has_the_original_sams_scale():
 def test_loading_a_missing_base_model_says_what_to_do(tmp_path):
     with pytest.raises(OSError, match="point sam.base_model at a local save_pretrained folder"):
         sam.load_base(tmp_path / "nothing-here", CPU)
+
+
+def test_clicks_reach_sam_as_x_y_points_with_their_labels_beside_the_box():
+    """A click at (row 5, column 40) of a 60 px slice is SAM's point x = 40, y = 5, scaled to the
+    processor's 256 px like the box; positive clicks are label 1, negative ones 0."""
+    processor = sam.sam_processor(TINY["image_size"])
+    image = np.zeros((60, 60), np.float32)
+    made = [Click((5, 40), True), Click((30, 12), False)]
+    inputs = sam.prepare(processor, [image], [(10, 0, 50, 20)], [made])
+    scale = 256 / 60
+    np.testing.assert_allclose(inputs["input_points"][0, 0].numpy(), [[40 * scale, 5 * scale], [12 * scale, 30 * scale]],
+                               rtol=1e-4)
+    assert inputs["input_labels"][0, 0].tolist() == [1, 0]
+    np.testing.assert_allclose(inputs["input_boxes"][0, 0].numpy(), [10 * scale, 0, 50 * scale, 20 * scale], rtol=1e-4)
+
+
+def test_click_refinement_clicks_on_the_latest_error_and_feeds_clicks_and_mask_back():
+    model, processor = tiny_model(2).eval(), sam.sam_processor(TINY["image_size"])
+    sample = disc_sample("c", 3, size=60)
+    masks, made = sam.click_refinement(model, processor, sample.image, sample.mask, sample.box, 3, CPU)
+    assert len(masks) == 4 and len(made) == 3  # an untrained model leaves errors to click on
+    for before, click in zip(masks, made):
+        assert bool(sample.mask[click.index]) == click.positive != bool(before[click.index])  # on an error
+    with torch.no_grad():  # the clicks and the previous mask change the decode (the loop is not vacuous)
+        inputs = sam.prepare(processor, [sample.image], [sample.box])
+        embedding = sam.image_embeddings(model, inputs, CPU)
+        box_only, previous = sam.decode(model, processor, inputs, CPU, embedding)
+        clicked = sam.prepare(processor, [sample.image], [sample.box], [made[:1]])
+        with_click = sam.decode(model, processor, clicked, CPU, embedding)[0]
+        with_mask = sam.decode(model, processor, clicked, CPU, embedding, previous=previous)[0]
+    assert not torch.equal(box_only, with_click) and not torch.equal(with_click, with_mask)
+    np.testing.assert_array_equal(masks[0], (box_only[0, 0] > 0).numpy())
+
+
+def test_point_modes_and_the_click_protocol_through_the_saved_formats(tmp_path):
+    """A LoRA adapter trained with point batches, then every point mode and the box + clicks protocol
+    on the test slices: the points recorded as x,y (the interior point is the disc's centre), one
+    row per protocol step with the click that made it, the AUCs from those steps."""
+    folder = tmp_path / "slices"
+    write_samples(folder, 10)
+    base = tmp_path / "base"
+    tiny_model(4).save_pretrained(base)
+    sam.sam_processor(256).save_pretrained(base)
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["qkv", "lin1"]}
+    settings = sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 1, "point_prompt_fraction": 0.5})
+    sam.train_lora_sam(base, folder, tmp_path / "adapter", tmp_path / "history.tsv", tmp_path / "curve.png",
+                       lora, settings, "cpu")
+    modes = sam.point_modes([3, 1])
+    assert modes == ["point_interior", "points1", "points3", "gt_box_point"]
+    sam.write_predictions(base, tmp_path / "adapter", folder, tmp_path / "pred", tmp_path / "metrics.tsv",
+                          "brats2024", "wt", [0], seed=1, tolerance_mm=2.0, replicate=7, device_name="cpu",
+                          points=modes, n_clicks=3, clicks_path=tmp_path / "clicks.tsv")
+    table = read_tsv(tmp_path / "metrics.tsv").query("method == 'lora_sam'").set_index(["prompt", "case_id"])
+    assert set(modes + ["gt_box_clicks"]) <= set(table.index.get_level_values("prompt"))
+    sample = next(s for s in load_split(folder, "test") if s.case_id == "case02")
+    row, column = np.argwhere(sample.mask).mean(axis=0).round().astype(int)  # the disc's centre
+    assert table.loc[("point_interior", "case02"), "prompt_points"] == f"{column},{row},+"
+    assert table.loc[("gt_box_point", "case02"), "prompt_box"] == ",".join(map(str, sample.box))
+    assert len(table.loc[("points3", "case02"), "prompt_points"].split(";")) == 3
+    steps = read_tsv(tmp_path / "clicks.tsv")
+    assert steps.columns.tolist() == sam.CLICK_COLUMNS and (steps.seed == 7).all()
+    case = steps[steps.case_id == "case02"].set_index("step")
+    assert case.index.tolist() == [0, 1, 2, 3] and case.click[0] == "" and case.click[1:].str.match(r"^\d+,\d+,[+-]$").all()
+    clicked = table.loc[("gt_box_clicks", "case02")]
+    assert clicked.dice == pytest.approx(case.dice[3])  # the protocol's row is its last step
+    assert float(clicked.dice_auc) == pytest.approx(clicks.interaction_auc(case.dice[1:]))  # text: empty elsewhere
+    assert table.loc[("gt_box", "case02"), "dice"] == pytest.approx(case.dice[0])  # step 0 is the GT box's mask
