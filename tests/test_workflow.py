@@ -237,22 +237,26 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
+        "LoRA-SAM + interior point", "LoRA-SAM + 1 random point", "LoRA-SAM + 3 random points",
+        "LoRA-SAM + 5 random points", "LoRA-SAM + GT box + interior point", "LoRA-SAM + GT box, then correction clicks",
         "MedSAM-2 zero-shot, key slice",  # the study protocol's rows, then the volume protocol's
         "nnU-Net 3D", "nnU-Net 2D", "LoRA-SAM + GT box on every slice", "LoRA-SAM + GT box on every slice, region present",
         "YOLOv8n + LoRA-SAM on every slice", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present",
         "YOLOv8n + MedSAM-2, 3D", "MedSAM-2 zero-shot, 3D, all cases",
     ]
-    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 9
-    assert set(table.dataset) == {"brats2024"}  # the demo runs both protocols on the study's dataset
+    assert table.protocol.tolist() == ["study"] * 14 + ["volume"] * 9
+    # the study protocol's 2D rows on BraTS 2024 (dataset_2d), the volume protocol (and MedSAM-2) on BraTS 2019
+    study_2d = (table.protocol == "study") & (table.method != "medsam2")
+    assert set(table.dataset[study_2d]) == {"brats2024"} and set(table.dataset[~study_2d]) == {"brats2019"}
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
     assert (table.n[~all_cases] >= 12).all() and (table.n_cases[all_cases] == 60).all()  # test split / every case
     rows = table.set_index("row")
     assert rows.loc["nnU-Net", "input"] == "t2f slice"  # WT on T2-FLAIR (contrasts.wt)
-    assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t2f volume, one box on the key slice"
-    assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "input"] == "t2f slices of the volume, YOLO's box on each"
+    assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "flair volume, one box on the key slice"  # BraTS 2019's name
+    assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "input"] == "flair slices of the volume, YOLO's box on each"
     assert rows.loc["YOLOv8n + LoRA-SAM on every slice", "ground_truth_used"] == "none"
     assert rows.loc["YOLOv8n + MedSAM-2, 3D", "ground_truth_used"] == "none"
-    assert rows.loc["YOLOv8n + MedSAM-2, 3D", "input"] == "t2f volume, YOLO's most confident box as the key slice's"
+    assert rows.loc["YOLOv8n + MedSAM-2, 3D", "input"] == "flair volume, YOLO's most confident box as the key slice's"
     volume = table.protocol == "volume"
     assert (table.n_cases[volume & ~all_cases & ~table.row.str.endswith("region present")]
             == rows.loc["nnU-Net 3D", "n_cases"]).all()  # every volume row on every test case
@@ -339,7 +343,7 @@ def test_every_volume_method_segments_every_test_volume_over_its_header(demo_run
             np.testing.assert_array_equal(predicted.affine, original.affine)
             assert predicted.shape == original.shape and predicted.get_data_dtype() == np.uint8
     table = read_tsv(results / "comparison.tsv").set_index("row")
-    assert table.loc["nnU-Net 3D", "input"] == "t1n+t1c+t2w+t2f volume"  # what each method saw: all four
+    assert table.loc["nnU-Net 3D", "input"] == "t1+t1ce+t2+flair volume"  # what each method saw: all four
     assert float(table.loc["nnU-Net 3D", "dice_mean"]) >= 0.6  # a baseline that trained
     assert float(table.loc["nnU-Net 2D", "dice_mean"]) >= 0.6
     assert float(table.loc["YOLOv8n + LoRA-SAM on every slice", "dice_mean"]) > 0.5
@@ -581,7 +585,7 @@ def test_every_job_runs_on_the_pinned_numeric_path(short_demo_run):
     for job, record in records.items():
         assert record["numerics"] == "portable" and record["mkl_cbwr"] == "COMPATIBLE", job
         assert record["onednn_max_cpu_isa"] == "AVX2" and record["openblas_coretype"] == "Haswell", job
-    training = records["train_lora_sam/et.brats2019.seed2024.log"]  # torch's own report of its kernels and threads
+    training = records["train_lora_sam/et.brats2019.key_slice.seed2024.log"]  # torch's own report of its kernels and threads
     assert training["torch_cpu_capability"] == "AVX2" and training["torch_threads"] == 1  # demo: threads 1
     assert training["onednn_enabled"] is False and training["nnpack_enabled"] is False  # ATen's convolutions
     assert training["mkl"].startswith("Intel(R) oneAPI Math Kernel Library")
