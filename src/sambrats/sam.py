@@ -248,7 +248,7 @@ def train_epoch(model, processor, samples: list[SliceSample], optimizer, setting
         boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
         points = None
         if prompted and draw < settings.no_prompt_fraction + settings.point_prompt_fraction:
-            count = int(rng.integers(1, 4))
+            count = min(int(rng.integers(1, 4)), min(s.area for s in batch))  # as many for every mask of the batch
             points = [[Click(index, True) for index in random_points(s.mask, count, rng)] for s in batch]
         inputs = prepare(processor, [s.image for s in batch], boxes, points)
         logits = mask_logits(model, processor, inputs, device, with_boxes=prompted and points is None)[:, 0]
