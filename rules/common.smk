@@ -467,7 +467,7 @@ def method_inputs():
     two_d = {
         "nnunet": "slice",
         "sam_zeroshot": "slice, GT box",
-        "lora_sam": "slice, prompt as in the row",
+        "lora_sam": "slice, box as in the row",
     }
     inputs = {
         method: by_region(

@@ -335,25 +335,3 @@ def test_replicates_are_averaged_per_case_and_their_spread_reported():
     assert zero.replicates == 1 and np.isnan(zero.dice_seed_sd) and zero.dice_by_seed == ""
     shown = report.display_table(table.reset_index())
     assert shown.loc[shown.method == "LoRA-SAM + GT box", "Dice sd over seeds (replicates)"].item() == "0.0707 (2)"
-
-
-def test_the_click_protocol_s_row_gets_its_aucs_read_from_the_saved_table(tmp_path):
-    """The click row's Dice / NSD AUC (empty cells on the other rows of a saved table) averaged over
-    its cases, the other rows without one; the point and click rows in the study's block."""
-    table = pd.concat([metrics_for("lora_sam", "gt_box", [0.6, 0.7, 0.8], seed=1),
-                       metrics_for("lora_sam", "points3", [0.5, 0.6, 0.7], seed=1),
-                       metrics_for("lora_sam", "gt_box_clicks", [0.8, 0.9, 0.9], seed=1, dice_auc=3.0,
-                                   nsd_auc=3.9)])
-    table.loc[(table.prompt == "gt_box_clicks") & (table.case_id == "c1"), "dice_auc"] = 3.5
-    table.loc[(table.prompt == "gt_box_clicks") & (table.case_id == "c2"), "dice_auc"] = 3.6
-    write_tsv(table, tmp_path / "metrics.tsv")  # the other rows' AUC cells empty, as predict_sam writes them
-    compared = report.comparison_table(report.load_metrics([tmp_path / "metrics.tsv"]), resamples=200,
-                                       seed=0).set_index("row")
-    assert compared.index.tolist() == ["LoRA-SAM + GT box", "LoRA-SAM + 3 random points",
-                                       "LoRA-SAM + GT box, then correction clicks"]
-    assert compared.loc["LoRA-SAM + GT box, then correction clicks", "dice_auc_mean"] == pytest.approx(3.3667, abs=1e-4)
-    assert compared.loc["LoRA-SAM + GT box, then correction clicks", "nsd_auc_mean"] == pytest.approx(3.9)
-    assert compared.loc[["LoRA-SAM + GT box", "LoRA-SAM + 3 random points"], "dice_auc_mean"].isna().all()
-    assert compared.loc["LoRA-SAM + 3 random points", "ground_truth_used"].endswith("3 seeded random points in it "
-                                                                                    "(positive points of the region)")
-    assert "| 3.367 |" in report.markdown(compared.reset_index())

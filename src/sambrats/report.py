@@ -38,7 +38,6 @@ class Row:
 
 
 SLICE_BOX = "the slice and its box"
-SLICE_POINTS = "the slice and {} (positive points of the region)"
 KEY_SLICE_BOX = "a box on the key slice"
 BOX_PER_SLICE = "a box on every slice with the region"
 # The study's rows, in the order of its table, with its test Dice / IoU; then the volume rows.
@@ -50,13 +49,6 @@ ROWS = (
     Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157, truth=SLICE_BOX + " (jittered)"),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
-    # prompts beyond one box (sam.eval.points, sam.eval.clicks)
-    Row("LoRA-SAM + interior point", "lora_sam", "point_interior", truth=SLICE_POINTS.format("its most interior point")),
-    *(Row(f"LoRA-SAM + {k} random point{'s' * (k > 1)}", "lora_sam", f"points{k}",
-          truth=SLICE_POINTS.format(f"{k} seeded random point{'s' * (k > 1)} in it")) for k in (1, 3, 5)),
-    Row("LoRA-SAM + GT box + interior point", "lora_sam", "gt_box_point", truth=SLICE_BOX + " and its most interior point"),
-    Row("LoRA-SAM + GT box, then correction clicks", "lora_sam", "gt_box_clicks",
-        truth=SLICE_BOX + ", then clicks on the largest error (CVPR 2025 protocol)"),
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present", truth=KEY_SLICE_BOX + ", scored on the slice"),
     Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None, protocol="volume", truth="none"),
     Row("nnU-Net 2D", "nnunet_2d", "2d", baseline="nnunet_3d", protocol="volume", truth="none"),
@@ -83,8 +75,6 @@ LESION_METRICS = ("lesions_tp", "lesions_fp", "lesions_fn", "lesion_dice", "lesi
                   "panoptic_quality", "global_dice", "global_hd95", "global_nsd")
 # Slice-level detection of "the region is present" by a per-slice prompted 3D row (which slices got a box).
 SLICE_COUNTS = ("slices_tp", "slices_fp", "slices_fn", "slices_tn")
-# The click protocol's summary per case (sambrats.sam.click_rows): area under Dice / NSD over the clicks.
-CLICK_METRICS = ("dice_auc", "nsd_auc")
 SLICE_DETECTION = ("slice_sensitivity", "slice_sensitivity_seed_sd", "slice_specificity", "slice_specificity_seed_sd",
                    "slices")
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
@@ -93,7 +83,7 @@ COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input",
              "n", "n_cases",
             "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
-           + [f"{metric}_mean" for metric in LESION_METRICS + CLICK_METRICS] + list(SLICE_DETECTION)
+           + [f"{metric}_mean" for metric in LESION_METRICS] + list(SLICE_DETECTION)
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
              "over the cases of the per-case values averaged over the replicates (the mean is the mean of the "
@@ -159,9 +149,6 @@ def load_metrics(paths, lesionwise_paths=()) -> pd.DataFrame:
     table = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in paths], ignore_index=True)))
     if "fallback" in table:
         table["fallback"] = table["fallback"].fillna("").astype(str)
-    for metric in CLICK_METRICS:  # the click protocol's rows have them, the others an empty cell
-        if metric in table:
-            table[metric] = table[metric].replace("", np.nan).astype(float)
     if lesionwise_paths:
         lesionwise = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in lesionwise_paths],
                                                        ignore_index=True)))
@@ -289,7 +276,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                 record[f"{metric}_{statistic}"] = value
         record.update(replicate_summary(group))
         record.update(slice_detection(group))
-        for metric in LESION_METRICS + CLICK_METRICS:  # over every case of the row, or none
+        for metric in LESION_METRICS:  # over every case of the row, or none
             record[f"{metric}_mean"] = per_case[metric].mean(skipna=False) if metric in per_case else np.nan
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
@@ -301,7 +288,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
 def case_means(group: pd.DataFrame) -> pd.DataFrame:
     """A row's per-case metrics (indexed by case id, the lesion-wise ones where the frame has them)
     averaged over its training replicates."""
-    columns = list(METRICS) + [metric for metric in LESION_METRICS + CLICK_METRICS if metric in group]
+    columns = list(METRICS) + [metric for metric in LESION_METRICS if metric in group]
     return group.groupby(level="case_id")[columns].mean().sort_index()
 
 
@@ -343,7 +330,6 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
             "FP lesions per case": fmt(r.lesions_fp_mean, 2),
             "PQ (lesion-wise)": fmt(r.panoptic_quality_mean),
-            "Dice AUC over clicks": fmt(r.dice_auc_mean, 3),
             "p vs nnU-Net (Wilcoxon, Holm)": fmt_p(r.p_vs_nnunet_holm),
             "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
         })

@@ -26,15 +26,15 @@ from scipy import ndimage
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, region_mask, resolve_modality
-from .clicks import Click, interaction_auc, most_interior, random_points, simulate
+from .clicks import Click, simulate
 from .devices import autocast, resolve_device
-from .metrics import dice, metrics_row, metrics_table, surface_metrics
+from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .plotting import pyplot, save_figure, training_panel
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
-from .slices import (SliceSample, axial_slice, case_rng, intensity_range, jitter_box, largest_area_slice,
-                     load_split, normalise, seeded_jitter, tight_box, to_rgb)
+from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
+                     normalise, seeded_jitter, tight_box, to_rgb)
 from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
 from .progress import progress
@@ -179,7 +179,6 @@ class TrainSettings:
     box_jitter: int
     no_prompt_fraction: float
     seed: int
-    point_prompt_fraction: float = 0.0  # batches prompted by 1 to 3 random points of the mask instead of the box
 
 
 @torch.no_grad()
@@ -236,22 +235,16 @@ def load_training_state(workdir: Path, fingerprint: str, model, optimizer, sched
 def train_epoch(model, processor, samples: list[SliceSample], optimizer, settings: TrainSettings,
                 rng: np.random.Generator, device, description: str) -> list[float]:
     """One pass over the samples in a random order, with jittered boxes (a batch without any prompt
-    with probability ``no_prompt_fraction``, one prompted by 1 to 3 random points of each mask
-    instead with probability ``point_prompt_fraction``); the loss of every batch."""
+    with probability ``no_prompt_fraction``); the loss of every batch."""
     model.train()
     order = rng.permutation(len(samples))
     losses = []
     for begin in progress(range(0, len(order), settings.batch_size), description, "batch"):
         batch = [samples[i] for i in order[begin : begin + settings.batch_size]]
-        draw = rng.random()
-        prompted = draw >= settings.no_prompt_fraction
+        prompted = rng.random() >= settings.no_prompt_fraction
         boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
-        points = None
-        if prompted and draw < settings.no_prompt_fraction + settings.point_prompt_fraction:
-            count = min(int(rng.integers(1, 4)), min(s.area for s in batch))  # as many for every mask of the batch
-            points = [[Click(index, True) for index in random_points(s.mask, count, rng)] for s in batch]
-        inputs = prepare(processor, [s.image for s in batch], boxes, points)
-        logits = mask_logits(model, processor, inputs, device, with_boxes=prompted and points is None)[:, 0]
+        inputs = prepare(processor, [s.image for s in batch], boxes)
+        logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)[:, 0]
         target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
         loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
         optimizer.zero_grad(set_to_none=True)
@@ -401,24 +394,6 @@ def prompt_modes(jitters: list[int]) -> list[str]:
     return ["gt_box", *[f"gt_box_jitter{n}" for n in sorted(set(jitters)) if n > 0], "no_prompt"]
 
 
-POINT_STREAM = 1_000_003  # the random points' generator stream beside the jitter levels'
-
-
-def point_modes(counts: list[int]) -> list[str]:
-    """Point prompt modes: the region's most interior point, each count of seeded random points of
-    it, and the GT box with the interior point."""
-    return ["point_interior", *[f"points{k}" for k in sorted(set(counts))], "gt_box_point"]
-
-
-def mode_points(mode: str, sample: SliceSample, seed: int) -> tuple[tuple | None, list[Click]]:
-    """(box or None, positive clicks) of a point mode, random points drawn reproducibly per case."""
-    if mode in ("point_interior", "gt_box_point"):
-        return (sample.box if mode == "gt_box_point" else None), [Click(most_interior(sample.mask), True)]
-    count = int(mode.removeprefix("points"))
-    rng = case_rng(seed, sample.case_id, POINT_STREAM, count)
-    return None, [Click(index, True) for index in random_points(sample.mask, count, rng)]
-
-
 def mode_box(mode: str, sample: SliceSample, seed: int):
     """The box a prompt mode gives a sample, jittered reproducibly per case; None for no prompt."""
     if mode == "no_prompt":
@@ -430,24 +405,18 @@ def mode_box(mode: str, sample: SliceSample, seed: int):
 
 
 @torch.no_grad()
-def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device, points=None,
-                    embedding=None) -> dict:
-    """Binary masks of a slice ``image`` for named prompts ``{name: box or None}`` and point prompts
-    ``points`` ``{name: (box or None, clicks)}``, from ONE image embedding (``embedding``, or computed).
+def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device) -> dict:
+    """Binary masks of a slice ``image`` for named prompts ``{name: box or None}`` from ONE image
+    embedding.
 
     All boxes are decoded together (each on its own); prompts without a box share one
-    prompt-free decode; each point prompt is a decode of its own.
+    prompt-free decode.
     """
     model.eval()
     boxed = [name for name, box in prompts.items() if box is not None]
     inputs = prepare(processor, [image], [[prompts[n] for n in boxed]] if boxed else None)
-    if embedding is None:
-        embedding = image_embeddings(model, inputs, device)
+    embedding = image_embeddings(model, inputs, device)
     masks = {}
-    for name, (box, made) in (points or {}).items():
-        prompted = prepare(processor, [image], None if box is None else [box], [made])
-        logits = decode(model, processor, prompted, device, embedding)[0]
-        masks[name] = (logits[0, 0] > 0).cpu().numpy().astype(np.uint8)
     if boxed:
         logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding)[0]
         masks.update({name: (lg > 0).cpu().numpy().astype(np.uint8) for name, lg in zip(boxed, logits)})
@@ -460,15 +429,14 @@ def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device, 
 
 @torch.no_grad()
 def click_refinement(model, processor, image: np.ndarray, truth: np.ndarray, box, n_clicks: int,
-                     device, embedding=None) -> tuple[list[np.ndarray], list[Click]]:
+                     device) -> tuple[list[np.ndarray], list[Click]]:
     """The click protocol on one slice (``sambrats.clicks.simulate``): the box's mask, then a
-    correction click at a time, each decode from the slice's one image embedding (``embedding``, or
-    computed) with the box, every click so far and the previous decode's low-resolution logits as
-    the mask prompt. Returns the masks (the box's, then one per click) and the clicks."""
+    correction click at a time, each decode from the slice's one image embedding with the box, every
+    click so far and the previous decode's low-resolution logits as the mask prompt. Returns the
+    masks (the box's, then one per click) and the clicks."""
     model.eval()
     inputs = prepare(processor, [image], [box])
-    if embedding is None:
-        embedding = image_embeddings(model, inputs, device)
+    embedding = image_embeddings(model, inputs, device)
     logits, previous = decode(model, processor, inputs, device, embedding)
     fed_back = [previous]
 
@@ -497,8 +465,6 @@ class Prediction:
     mask: np.ndarray
     box: tuple[int, int, int, int] | None
     extra: dict = field(default_factory=dict)
-    steps: list = field(default_factory=list)  # the click protocol: the mask after the box and after each click
-    clicks: list = field(default_factory=list)  # its clicks, or a point mode's points
 
     @property
     def folder(self) -> str:
@@ -506,16 +472,10 @@ class Prediction:
         return self.prompt if self.method == "lora_sam" else f"zeroshot_{self.prompt}"
 
 
-CLICK_MODE = "gt_box_clicks"  # the GT box, then the correction clicks of the CVPR 2025 protocol
-CLICK_COLUMNS = ["case_id", "seed", "step", "dice", "nsd", "click"]
-
-
 def case_predictions(model, processor, sample: SliceSample, modes: list[str], seed: int, device,
-                     detection=None, points=(), n_clicks: int = 0) -> list[Prediction]:
+                     detection=None) -> list[Prediction]:
     """Zero-shot SAM with the GT box, then LoRA-SAM in every mode (plus ``yolo_box`` for a YOLO
-    detection row, following its no-detection policy), every point mode of ``points`` and, with
-    ``n_clicks``, the click protocol from the GT box (``gt_box_clicks``: the mask after the last
-    click, every step's mask in ``steps``); one LoRA image embedding for all of them."""
+    detection row, following its no-detection policy)."""
     with model.disable_adapter():
         mask, box = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
     predictions = [Prediction("sam_zeroshot", "gt_box", mask, box)]
@@ -523,42 +483,13 @@ def case_predictions(model, processor, sample: SliceSample, modes: list[str], se
     action = None
     if detection is not None:
         action, prompts["yolo_box"] = yolo_prompt(detection)
-    pointed = {mode: mode_points(mode, sample, seed) for mode in points}
-    model.eval()
-    embedding = image_embeddings(model, prepare(processor, [sample.image]), device)
-    masks = predict_prompts(model, processor, sample.image, prompts, device, pointed, embedding)
+    masks = predict_prompts(model, processor, sample.image, prompts, device)
     if action == "empty_mask":
         masks["yolo_box"] = np.zeros_like(sample.mask)
     for mode, box in prompts.items():
         extra = {"fallback": detection["fallback"]} if mode == "yolo_box" else {}
         predictions.append(Prediction("lora_sam", mode, masks[mode], box, extra))
-    for mode, (box, made) in pointed.items():
-        predictions.append(Prediction("lora_sam", mode, masks[mode], box, clicks=made))
-    if n_clicks:
-        steps, made = click_refinement(model, processor, sample.image, sample.mask, sample.box, n_clicks, device,
-                                       embedding)
-        predictions.append(Prediction("lora_sam", CLICK_MODE, steps[-1].astype(np.uint8), sample.box, steps=steps,
-                                      clicks=made))
     return predictions
-
-
-def points_text(made: list[Click]) -> str:
-    """Clicks as a table cell: ``x,y,+`` (positive) or ``x,y,-`` per click, ``;`` between them."""
-    return ";".join(f"{x},{y},{'+' if click.positive else '-'}" for click in made for x, y in [click.xy])
-
-
-def click_rows(prediction: Prediction, sample: SliceSample, tolerance_mm: float) -> tuple[list[dict], dict]:
-    """The click protocol's per-step scores of one case (step 0: the box; step n: after click n,
-    with that click) and its summary: Dice and NSD AUC over the clicks, as the challenge computes them."""
-    rows = []
-    for step, mask in enumerate(prediction.steps):
-        _, nsd = surface_metrics(mask, sample.mask, sample.spacing, tolerance_mm)
-        click = prediction.clicks[step - 1] if 0 < step <= len(prediction.clicks) else None
-        rows.append({"case_id": sample.case_id, "step": step, "dice": dice(mask, sample.mask), "nsd": nsd,
-                     "click": "" if click is None else points_text([click])})
-    summary = {"dice_auc": interaction_auc([row["dice"] for row in rows[1:]]),
-               "nsd_auc": interaction_auc([row["nsd"] for row in rows[1:]])}
-    return rows, summary
 
 
 def save_mode_mask(prediction: Prediction, case_id: str, folder: Path) -> None:
@@ -570,43 +501,31 @@ def save_mode_mask(prediction: Prediction, case_id: str, folder: Path) -> None:
 
 def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str, region: str,
                       jitters: list[int], seed: int, tolerance_mm: float, replicate: int,
-                      device_name: str = "auto", yolo_boxes=None, points=(), n_clicks: int = 0,
-                      clicks_path=None) -> None:
+                      device_name: str = "auto", yolo_boxes=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
     GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
-    table, the mode ``yolo_box`` (the automatic pipeline) joins; ``points``: the point modes
-    (``point_modes``); ``n_clicks``: the click protocol from the GT box, its per-step scores in
-    ``clicks_path``. ``seed`` draws the jittered boxes and random points (the same for every
-    replicate); ``replicate`` is the training seed of the adapter (the zero-shot base model's rows
-    have none: it is not trained)."""
+    table, the mode ``yolo_box`` (the automatic pipeline) joins. ``seed`` draws the jittered boxes
+    (the same for every replicate); ``replicate`` is the training seed of the adapter (the zero-shot
+    base model's rows have none: it is not trained)."""
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
     modes = prompt_modes(jitters)
     yolo = None if yolo_boxes is None else read_tsv(yolo_boxes).set_index("case_id")
-    rows, steps = [], []
+    rows = []
     with staged_directory(out_dir) as folder:
         for sample in progress(load_split(slices_dir, "test"), "SAM prompt modes", "case"):
             detection = None if yolo is None else yolo.loc[sample.case_id]
-            for prediction in case_predictions(model, processor, sample, modes, seed, device, detection, points,
-                                               n_clicks):
+            for prediction in case_predictions(model, processor, sample, modes, seed, device, detection):
                 save_mode_mask(prediction, sample.case_id, folder)
                 box = "" if prediction.box is None else ",".join(map(str, prediction.box))
-                extra = dict(prediction.extra)
-                if prediction.clicks:
-                    extra["prompt_points"] = points_text(prediction.clicks)
-                if prediction.steps:
-                    case_steps, summary = click_rows(prediction, sample, tolerance_mm)
-                    steps += [{**row, "seed": replicate} for row in case_steps]
-                    extra.update(summary)
                 rows.append(metrics_row(sample.case_id, dataset, region, prediction.method, prediction.prompt,
                                         prediction.mask, sample.mask,
                                         Path(out_dir) / prediction.folder / f"{sample.case_id}.npz",
                                         sample.spacing, tolerance_mm, prompt_box=box,
-                                        seed=replicate if prediction.method == "lora_sam" else "", **extra))
+                                        seed=replicate if prediction.method == "lora_sam" else "",
+                                        **prediction.extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
-    if clicks_path is not None:
-        write_tsv(pd.DataFrame(steps, columns=CLICK_COLUMNS), clicks_path)
     for (method, mode), group in table.groupby(["method", "prompt"], sort=False):
         log.info("%s %s: Dice %.4f, IoU %.4f (n=%d)", method, mode, group.dice.mean(), group.iou.mean(), len(group))
