@@ -13,24 +13,14 @@ for LoRA-SAM in 2D: at most 1.2x. MedSAM-2's 3D protocol is not built yet.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
-from transformers import SamConfig, SamModel
 
+from sam_prompt_modes import benchmark_model, random_slice, seconds_per_slice  # this folder's benchmark
 from sambrats import sam
 from sambrats.devices import resolve_device
-from sambrats.presets import SAM_STANDINS
 from sambrats.slices import SliceSample
-
-
-def random_slice(index: int) -> SliceSample:
-    rng = np.random.default_rng(index)
-    mask = np.zeros((240, 240), np.uint8)
-    mask[80:150, 90:170] = 1
-    image = np.clip(rng.random((240, 240)) * 0.5 + 0.5 * mask, 0, 1).astype(np.float32)
-    return SliceSample(f"bench{index}", 0, image, mask, (90, 80, 169, 149))
 
 
 @torch.no_grad()
@@ -49,34 +39,17 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="the demo's tiny-sam-256 architecture (a quick run)")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    torch.manual_seed(0)
-    if args.tiny:
-        spec = SAM_STANDINS["tiny-sam-256"]
-        model, image_size, name = sam.standin_model(spec), spec["image_size"], "tiny-sam-256"
-    else:
-        model, image_size, name = SamModel(SamConfig()), 1024, "sam-vit-base"
-    model = model.to(device).eval()
-    processor = sam.sam_processor(image_size)
+    model, processor, name = benchmark_model(args.tiny, device)
     samples = [random_slice(i) for i in range(args.slices)]
     box_prediction(model, processor, samples[0], device)  # warm-up
     made = []
-
-    def timed(func) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for sample in samples:
-            func(sample)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / len(samples)
 
     def protocol(sample):
         made.append(len(sam.click_refinement(model, processor, sample.image, sample.mask, sample.box, args.clicks,
                                              device)[1]))
 
-    box = timed(lambda s: box_prediction(model, processor, s, device))
-    clicks = timed(protocol)
+    box = seconds_per_slice(lambda s: box_prediction(model, processor, s, device), samples, device)
+    clicks = seconds_per_slice(protocol, samples, device)
     print(f"{name}, {args.slices} slices of 240x240, {device}, {torch.get_num_threads()} threads; "
           f"clicks made per slice: {made}")
     print(f"  {'one GT-box prediction':<28}: {box:8.3f} s per slice")

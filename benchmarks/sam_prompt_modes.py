@@ -40,6 +40,30 @@ def full_forward_per_mode(model, processor, sample, device) -> None:
         sam.mask_logits(model, processor, inputs, device, with_boxes=box is not None)
 
 
+def benchmark_model(tiny: bool, device) -> tuple:
+    """(model, processor, name): sam-vit-base's architecture with random weights, or with ``tiny``
+    the demo's tiny-sam-256 stand-in architecture, seeded."""
+    torch.manual_seed(0)
+    if tiny:
+        spec = SAM_STANDINS["tiny-sam-256"]
+        model, image_size, name = sam.standin_model(spec), spec["image_size"], "tiny-sam-256"
+    else:
+        model, image_size, name = SamModel(SamConfig()), 1024, "sam-vit-base"
+    return model.to(device).eval(), sam.sam_processor(image_size), name
+
+
+def seconds_per_slice(func, samples, device) -> float:
+    """Mean wall time of ``func(sample)`` over the samples (CUDA work waited for)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for sample in samples:
+        func(sample)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / len(samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=2)
@@ -47,29 +71,11 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="the demo's tiny-sam-256 architecture (a quick run)")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    torch.manual_seed(0)
-    if args.tiny:
-        spec = SAM_STANDINS["tiny-sam-256"]
-        model, image_size, name = sam.standin_model(spec), spec["image_size"], "tiny-sam-256"
-    else:
-        model, image_size, name = SamModel(SamConfig()), 1024, "sam-vit-base"
-    model = model.to(device).eval()
-    processor = sam.sam_processor(image_size)
+    model, processor, name = benchmark_model(args.tiny, device)
     samples = [random_slice(i) for i in range(args.slices)]
     sam.predict_modes(model, processor, samples[0], MODES, 0, device)  # warm-up
-
-    def timed(func) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for sample in samples:
-            func(sample)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / len(samples)
-
-    cached = timed(lambda s: sam.predict_modes(model, processor, s, MODES, 0, device))
-    full = timed(lambda s: full_forward_per_mode(model, processor, s, device))
+    cached = seconds_per_slice(lambda s: sam.predict_modes(model, processor, s, MODES, 0, device), samples, device)
+    full = seconds_per_slice(lambda s: full_forward_per_mode(model, processor, s, device), samples, device)
     print(f"{name}, {len(MODES)} prompt modes, {args.slices} slices of 240x240, {device}, "
           f"{torch.get_num_threads()} threads")
     print(f"  all modes, cached embedding : {cached:8.3f} s per slice")

@@ -138,15 +138,24 @@ def extract_slice(
 ) -> SliceSample:
     """The largest-area axial slice of one case, normalised, with its mask and box; ``image_paths``:
     the volume of one contrast, or those of three (the image's channels, in that order)."""
-    seg_image, seg = load_labels(Path(seg_path), layout)
-    mask3d = region_mask(seg, layout, region)
+    mask3d, spacing = region_volume(seg_path, layout, region)
     k, area = largest_area_slice(mask3d)
     if area == 0:
         raise ValueError(f"{case_id}: region {region!r} is empty in {seg_path}")
-    paths = [image_paths] if isinstance(image_paths, (str, Path)) else list(image_paths)
-    image = contrast_slice(paths, k, percentiles)
+    image = contrast_slice(contrast_paths(image_paths), k, percentiles)
     mask = axial_slice(mask3d, k).astype(np.uint8)
-    return SliceSample(case_id, k, image, mask, tight_box(mask), axial_spacing(seg_image.header.get_zooms()))
+    return SliceSample(case_id, k, image, mask, tight_box(mask), spacing)
+
+
+def contrast_paths(image_paths) -> list:
+    """One contrast's volume path, or a list of them, as a list."""
+    return [image_paths] if isinstance(image_paths, (str, Path)) else list(image_paths)
+
+
+def region_volume(seg_path, layout: Layout, region: str) -> tuple[np.ndarray, tuple[float, float]]:
+    """A case's 3D mask of the region and the pixel size (row, column) of its axial slices."""
+    seg_image, seg = load_labels(Path(seg_path), layout)
+    return region_mask(seg, layout, region), axial_spacing(seg_image.header.get_zooms())
 
 
 def extract_sampled(
@@ -161,12 +170,10 @@ def extract_sampled(
     """The slices ``sampling`` takes from one case (tumour slices with their tight boxes, background
     slices without a box), normalised by their volumes like the key slice; none if the case has
     neither."""
-    seg_image, seg = load_labels(Path(seg_path), layout)
-    mask3d = region_mask(seg, layout, region)
-    paths = [image_paths] if isinstance(image_paths, (str, Path)) else list(image_paths)
-    images = volume_slices(paths, percentiles)
-    brain = read_volume(Path(paths[0]))[1] != 0
-    spacing = axial_spacing(seg_image.header.get_zooms())
+    mask3d, spacing = region_volume(seg_path, layout, region)
+    volumes = read_volumes(contrast_paths(image_paths))
+    images = normalised_slices(volumes, percentiles)
+    brain = volumes[0] != 0
     samples = []
     for k in sampling.indices(case_id, mask3d, brain):
         mask = axial_slice(mask3d, k).astype(np.uint8)
@@ -194,11 +201,19 @@ def contrast_slice(image_paths, k: int, percentiles: tuple[float, float]) -> np.
 def volume_slices(image_paths, percentiles) -> list[np.ndarray]:
     """Every axial slice of a case as the 2D methods see it (the volume protocol): [H, W] for one
     contrast, [H, W, 3] for three, each contrast normalised by its own volume (as ``contrast_slice``)."""
-    volumes = []
-    for path in image_paths:
-        _, volume = read_volume(Path(path))
-        volumes.append(normalise(volume, *intensity_range(volume, percentiles)))
-    return [contrast_image([axial_slice(volume, k) for volume in volumes]) for k in range(volumes[0].shape[2])]
+    return normalised_slices(read_volumes(image_paths), percentiles)
+
+
+def read_volumes(image_paths) -> list[np.ndarray]:
+    """The voxels of each contrast's volume."""
+    return [read_volume(Path(path))[1] for path in image_paths]
+
+
+def normalised_slices(volumes: list[np.ndarray], percentiles) -> list[np.ndarray]:
+    """Every axial slice of a case's contrast volumes, each volume normalised by its own brain
+    percentiles: [H, W] for one contrast, [H, W, 3] for three."""
+    normalised = [normalise(volume, *intensity_range(volume, percentiles)) for volume in volumes]
+    return [contrast_image([axial_slice(volume, k) for volume in normalised]) for k in range(volumes[0].shape[2])]
 
 
 def eight_bit(image: np.ndarray) -> np.ndarray:
