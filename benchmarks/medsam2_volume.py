@@ -32,7 +32,8 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "BraTS
 
 def benchmark_volume(tmp: Path, slices: int):
     """The T1ce volume of the real BraTS 2019 case (a synthetic 240x240x155 one without it), cut to
-    ``slices`` axial slices around its key slice; the key slice and its whole-tumour box."""
+    ``slices`` axial slices around its key slice; the key slice, its whole-tumour box and the whole
+    tumour's mask."""
     root = REAL if REAL.is_dir() else tmp
     if root != REAL:
         write_cohort(root, LEGACY, 1, (240, 240, 155), seed=0)
@@ -43,7 +44,7 @@ def benchmark_volume(tmp: Path, slices: int):
     key, _ = largest_area_slice(truth)
     start = max(0, min(key - slices // 2, volume.shape[2] - slices))
     truth = truth[:, :, start : start + slices]
-    return volume[:, :, start : start + slices], key - start, tight_box(axial_slice(truth, key - start))
+    return volume[:, :, start : start + slices], key - start, tight_box(axial_slice(truth, key - start)), truth
 
 
 def random_predictor(tmp: Path, image_size: int, device):
@@ -64,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        volume, key, box = benchmark_volume(Path(tmp), args.slices)
+        volume, key, box, _ = benchmark_volume(Path(tmp), args.slices)
         predictor = random_predictor(Path(tmp), args.image_size, device)
         frames = medsam2.preprocess(volume, args.image_size)
 

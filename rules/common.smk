@@ -126,8 +126,12 @@ def get_sam_base_input(wildcards):
 
 
 def get_lora_settings(wildcards):
-    """LoRA training settings (sambrats.sam.TrainSettings), seeded by the replicate."""
-    return {**config["sam"]["train"], "seed": get_replicate_seed(wildcards)}
+    """LoRA training settings (sambrats.sam.TrainSettings), seeded by the replicate. Only the key
+    slices' adapters get point and click prompts: the volume protocol prompts by boxes alone."""
+    settings = {**config["sam"]["train"], "seed": get_replicate_seed(wildcards)}
+    if wildcards.slice_set != "key_slice":
+        settings |= {"point_prompt_fraction": 0.0, "click_steps": 0}
+    return settings
 
 
 def sam_standin_cohort():
@@ -305,7 +309,8 @@ def get_method_metrics(method):
         )
     collect = rules.medsam2_collect.output
     return expand(
-        [collect.metrics, collect.metrics_2d] + medsam2_automatic_metrics(),
+        [collect.metrics, collect.metrics_2d, rules.medsam2_prompts.output.metrics]
+        + medsam2_automatic_metrics(),
         dataset=config["volume_datasets"],
         allow_missing=True,
     )
@@ -437,16 +442,33 @@ def get_figure_inputs(wildcards):
         logs["yolo_results"] = rules.train_yolo.output.results
     if "nnunet" in config["methods"] and "2d" in config["nnunet"]["configurations"]:
         logs["nnunet_history"] = rules.train_nnunet.output.history
-    return {"metrics": method_metrics(wildcards.region)} | {
-        name: expand(
-            pattern,
+    clicks = {}
+    if "lora_sam" in config["methods"]:
+        clicks["clicks_lora_sam"] = expand(
+            study_2d(rules.predict_sam.output.clicks),
             region=wildcards.region,
-            seed=REPLICATES[0],
-            dataset=config["dataset_2d"],
-            slice_set="key_slice",
-        )[0]
-        for name, pattern in logs.items()
-    }
+            seed=REPLICATES,
+        )
+    if "medsam2" in config["methods"]:
+        clicks["clicks_medsam2"] = expand(
+            rules.medsam2_prompts.output.clicks,
+            region=wildcards.region,
+            dataset=config["volume_datasets"],
+        )
+    return (
+        {"metrics": method_metrics(wildcards.region)}
+        | {
+            name: expand(
+                pattern,
+                region=wildcards.region,
+                seed=REPLICATES[0],
+                dataset=config["dataset_2d"],
+                slice_set="key_slice",
+            )[0]
+            for name, pattern in logs.items()
+        }
+        | clicks
+    )
 
 
 def method_inputs():
@@ -467,7 +489,7 @@ def method_inputs():
     two_d = {
         "nnunet": "slice",
         "sam_zeroshot": "slice, GT box",
-        "lora_sam": "slice, box as in the row",
+        "lora_sam": "slice, prompt as in the row",
     }
     inputs = {
         method: by_region(
@@ -482,6 +504,7 @@ def method_inputs():
         ("lora_sam_volume", "slices of the volume, a GT box on each"),
         ("yolo_sam_volume", "slices of the volume, YOLO's box on each"),
         ("medsam2", "volume, one box on the key slice"),
+        ("medsam2_prompts", "volume, the row's prompt on the key slice"),
         ("medsam2_automatic", "volume, YOLO's most confident box as the key slice's"),
     ):
         inputs[method] = by_region(
@@ -507,6 +530,7 @@ def method_training():
         "nnunet": study,
         "sam_zeroshot": "none (zero-shot)",
         "medsam2": "none (zero-shot)",
+        "medsam2_prompts": "none (zero-shot)",
         "lora_sam": study,
         "lora_sam_volume": volume,
         "yolo_sam_volume": volume,

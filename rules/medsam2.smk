@@ -120,3 +120,41 @@ rule medsam2_automatic:
         device=config["device"],
     script:
         "../scripts/medsam2_automatic.py"
+
+
+MEDSAM2_PROMPTS = f"{MEDSAM2_REGION}/prompts/{{dataset}}"
+
+
+rule medsam2_prompts:
+    """MedSAM-2 beyond one box on the test volumes with the region (`prompts.volume_cases` of them):
+    point prompts on the key slice and the CVPR 2025 click protocol in 3D, each click re-propagated
+    from the volume's one encoding."""
+    input:
+        checkpoint=medsam2_checkpoint(),
+        cases=rules.discover_cases.output.cases,
+        splits=rules.split_cases.output[0],
+    output:
+        masks=directory(f"{MEDSAM2_PROMPTS}/masks"),
+        metrics=f"{MEDSAM2_PROMPTS}/metrics.tsv",
+        clicks=f"{MEDSAM2_PROMPTS}/clicks.tsv",
+    log:
+        f"{LOGS}/medsam2_prompts/{{region}}.{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/medsam2_prompts/{{region}}.{{dataset}}.tsv"
+    conda:
+        SOFTWARE
+    threads: job_threads(4)
+    resources:
+        mem_mb=memory_per_attempt(16000),
+        runtime=720,
+        gpu=1,
+    params:
+        layout=get_dataset_layout,
+        contrasts=get_region_contrasts,
+        settings=medsam2_settings(),
+        points=config["prompts"]["points"],
+        clicks=config["prompts"]["clicks"],
+        volume_cases=config["prompts"]["volume_cases"],
+        device=config["device"],
+    script:
+        "../scripts/medsam2_prompts.py"

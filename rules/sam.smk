@@ -62,7 +62,8 @@ rule train_lora_sam:
 
 
 rule predict_sam:
-    """Every prompt mode from one image embedding per test key slice, plus zero-shot SAM (GT box)."""
+    """Every prompt mode (boxes, points, the click protocol) from one image embedding per test key
+    slice, plus zero-shot SAM (GT box)."""
     input:
         unpack(get_sam_base_input),
         unpack(get_sam_prompt_inputs),
@@ -71,6 +72,7 @@ rule predict_sam:
     output:
         predictions=directory(f"{SAM_RUN}/predictions"),
         metrics=f"{SAM_RUN}/metrics.tsv",
+        clicks=f"{SAM_RUN}/clicks.tsv",
     log:
         f"{LOGS}/predict_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
@@ -87,6 +89,8 @@ rule predict_sam:
     params:
         base_model=sam_base_model(),
         jitters=config["sam"]["eval"]["jitter_px"],
+        points=config["prompts"]["points"],
+        clicks=config["prompts"]["clicks"],
         seed=config["seed"],
         nsd_tolerance_mm=config["metrics"]["nsd_tolerance_mm"],
         device=config["device"],

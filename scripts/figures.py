@@ -1,7 +1,7 @@
 """Rule figures: every comparison figure of one region, PNG and SVG."""
 
 from sambrats import logs
-from sambrats.report import FIGURES, write_figures
+from sambrats.report import FIGURES, PROMPTED, write_figures
 
 logs.setup(snakemake.log[0])
 write_figures(
@@ -12,4 +12,5 @@ write_figures(
     lora_history=snakemake.input.get("lora_history"),
     yolo_results=snakemake.input.get("yolo_results"),
     nnunet_history=snakemake.input.get("nnunet_history"),
+    click_paths={method: snakemake.input.get(f"clicks_{method}", []) for method in PROMPTED},
 )

@@ -14,7 +14,8 @@ BENCHMARKS = REPO / "benchmarks"
 TINY_RUNS = {
     "slice_extraction.py": ([], "ratio"),
     "sam_prompt_modes.py": (["--tiny", "--slices", "1", "--device", "cpu"], "ratio (full / cached)"),
-    "sam_click_protocol.py": (["--tiny", "--slices", "1", "--clicks", "2", "--device", "cpu"], "ratio (protocol / box)"),
+    "sam_click_protocol.py": (["--tiny", "--slices", "1", "--clicks", "2", "--device", "cpu", "--image-size", "64",
+                               "--volume-slices", "4"], "ratio (protocol / box), 3D"),
     "medsam2_volume.py": (["--image-size", "64", "--slices", "3", "--device", "cpu"], "ratio (whole / encoder)"),
     "dry_run_paper_scale.py": (["--gli", "4", "--legacy", "4", "--repeats", "1"], "ratio paper/demo"),
     "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"], "of the 15 min budget"),

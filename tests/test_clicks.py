@@ -100,3 +100,45 @@ def test_simulated_refinement_feeds_each_click_and_the_previous_mask_back():
 def test_interaction_auc_is_the_trapezoid_over_clicks():
     assert clicks.interaction_auc([0.5, 0.6, 0.7, 0.8, 0.9]) == pytest.approx(2.8)
     assert clicks.interaction_auc([1.0] * 5) == pytest.approx(4.0)
+
+
+def test_the_interior_point_on_the_bounding_box_is_the_whole_image_s():
+    """most_interior crops to the mask's bounding box padded by one voxel: the same voxel as the
+    transform over the whole image padded at its edge (the challenge's), ties and edges included."""
+    from scipy import ndimage
+
+    def whole_image(mask):
+        distance = ndimage.distance_transform_edt(np.pad(mask, 1))[(slice(1, -1),) * mask.ndim]
+        candidates = np.argwhere(distance == distance.max())
+        return tuple(int(v) for v in candidates[np.random.RandomState(clicks.TIE_SEED).choice(len(candidates))])
+
+    rng = np.random.default_rng(5)
+    masks = [square((9, 12), slice(0, 4), slice(8, 12)), square((6, 6), slice(0, 6), slice(0, 6))]  # edges, ties
+    masks += [ndimage.binary_opening(rng.random(shape) > 0.4) for shape in [(30, 25)] * 4 + [(14, 12, 10)] * 4]
+    for mask in masks:
+        if mask.any():
+            assert clicks.most_interior(mask) == whole_image(mask)
+
+
+def test_point_modes_give_the_interior_point_seeded_random_points_and_the_box():
+    mask = square((20, 20), slice(4, 11), slice(6, 13))  # centre (7, 9)
+    box = (6, 4, 12, 10)
+    assert clicks.point_modes([5, 1, 3]) == ["point_interior", "points1", "points3", "points5", "gt_box_point"]
+    assert clicks.mode_points("point_interior", mask, box, 0, "c1") == (None, [clicks.Click((7, 9), True)])
+    assert clicks.mode_points("gt_box_point", mask, box, 0, "c1") == (box, [clicks.Click((7, 9), True)])
+    _, three = clicks.mode_points("points3", mask, box, 0, "c1")
+    assert len({c.index for c in three}) == 3 and all(mask[c.index] and c.positive for c in three)
+    assert clicks.mode_points("points3", mask, box, 0, "c1")[1] == three  # seeded by seed, case and count
+    assert clicks.mode_points("points3", mask, box, 0, "c2")[1] != three
+    assert clicks.clicks_text(three[:1] + [clicks.Click((3, 5), False)]) == f"{three[0].xy[0]},{three[0].xy[1]},+;5,3,-"
+    assert clicks.click_text(clicks.Click((4, 5, 6), False)) == "4,5,6,-"  # a volume's click: its voxel
+
+
+def test_the_protocol_s_steps_are_scored_with_their_clicks_and_summarised_by_the_auc():
+    truth = square((16, 16), slice(4, 10), slice(4, 10))
+    made = [clicks.Click((6, 6), True), clicks.Click((1, 1), False)]
+    masks = [np.zeros_like(truth), square((16, 16), slice(4, 10), slice(4, 7)), truth]
+    rows, summary = clicks.protocol_scores("c1", masks, made, truth, (1.0, 1.0), 1.0)
+    assert [row["step"] for row in rows] == [0, 1, 2] and [row["click"] for row in rows] == ["", "6,6,+", "1,1,-"]
+    assert [row["dice"] for row in rows] == pytest.approx([0.0, 2 / 3, 1.0])
+    assert summary["dice_auc"] == pytest.approx((2 / 3 + 1) / 2) and rows[2]["nsd"] == pytest.approx(1.0)

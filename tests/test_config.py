@@ -108,6 +108,12 @@ def test_missing_folder_ratio_and_percentile_errors(tmp_path, cohorts):
     with pytest.raises(ConfigError, match="slices.clip_percentiles"):
         check_config(percentiles)
 
+    fractions = copy.deepcopy(base)
+    fractions["sam"]["train"].update(no_prompt_fraction=0.5, point_prompt_fraction=0.6)
+    with pytest.raises(ConfigError, match=r"^config key sam.train.point_prompt_fraction = 0.6: with "
+                                          r"no_prompt_fraction = 0.5 more than every batch$"):
+        check_config(fractions)
+
 
 def test_volume_datasets_must_be_ingested(cohorts):
     config = load("config.yaml")

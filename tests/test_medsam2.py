@@ -134,8 +134,9 @@ def test_propagation_visits_every_slice_once_per_direction(standin):
 
 
 def test_the_image_encoder_runs_once_per_frame_in_batches_for_both_directions(standin):
-    """Frame features come from batched encoder passes (init_state's own warm-up pass aside) and are
-    those of a pass on the single frame; the masks do not depend on the batch size."""
+    """Frame features come from batched encoder passes (the warm-up pass of init_state, once per
+    direction's state, aside) and are those of a pass on the single frame; the masks do not depend on
+    the batch size."""
     predictor = medsam2.load_predictor(standin, SIZE, CPU)
     volume = np.random.default_rng(2).uniform(1, 100, (40, 36, 9)).astype(np.float32)
     frames = medsam2.preprocess(volume, SIZE)
@@ -148,10 +149,10 @@ def test_the_image_encoder_runs_once_per_frame_in_batches_for_both_directions(st
 
     predictor.forward_image = counted
     mask, _ = medsam2.propagate(predictor, frames, 36, 40, key=4, box=(5, 6, 20, 25), device=CPU, encoder_batch=4)
-    assert passes == [1, 4, 4, 1]  # init_state's warm-up on frame 0, then the 9 frames once, by 4
+    assert passes == [1, 1, 4, 4, 1]  # init_state's warm-up on frame 0 per state, then the 9 frames once, by 4
     passes.clear()
     single, _ = medsam2.propagate(predictor, frames, 36, 40, key=4, box=(5, 6, 20, 25), device=CPU, encoder_batch=1)
-    assert passes == [1] * 10
+    assert passes == [1] * 11
     assert np.array_equal(mask, single)
     predictor.forward_image = encoder
     with torch.inference_mode():
@@ -303,3 +304,49 @@ def test_more_batches_than_cases_give_empty_batches_that_collect(standin, tmp_pa
         assert table.case_id.tolist() == cases.case_id.tolist() and table.split.tolist() == ["test"]
         assert table.dice.dtype == float
     assert read_tsv(tmp_path / "s.tsv").empty
+
+
+def test_a_correction_click_re_propagates_from_its_frame_away_from_the_key(standin):
+    """Session.click on a frame after the key slice refines that frame and re-propagates forwards
+    from it: the backward direction and the frames between the key and the click keep their masks."""
+    predictor = medsam2.load_predictor(standin, SIZE, CPU)
+    volume = np.random.default_rng(3).uniform(1, 100, (40, 36, 9)).astype(np.float32)
+    session = medsam2.Session(predictor, medsam2.preprocess(volume, SIZE), 36, 40, CPU, encoder_batch=4)
+    first = session.start(3, box=(5, 6, 20, 25))
+    backward, early = dict(session.masks["backward"]), {k: session.masks["forward"][k] for k in (3, 4, 5)}
+    passes = []
+    encoder = predictor.forward_image
+    predictor.forward_image = lambda images: passes.append(len(images)) or encoder(images)
+    refined = session.click(6, (30, 30), False)
+    predictor.forward_image = encoder
+    assert passes == []  # no encoder pass: the frames' features are cached
+    assert refined.shape == first.shape == (9, 36, 40) and not np.array_equal(refined[6], first[6])
+    assert all(np.array_equal(backward[k], session.masks["backward"][k]) for k in backward)
+    assert all(np.array_equal(early[k], session.masks["forward"][k]) for k in early)
+    assert session.prompts == {3: ((5, 6, 20, 25), []), 6: (None, [((30, 30), False)])}
+    again = session.start(3, box=(5, 6, 20, 25))  # a new start forgets the clicks
+    assert np.array_equal(again, first) and session.prompts == {3: ((5, 6, 20, 25), [])}
+
+
+def test_points_and_clicks_of_a_volume_reach_sam2_as_its_frames_x_y(standin):
+    """The key slice's points and every 3D click are sam2's (x, y) = (i, j) on frame k, the box's
+    convention; the protocol's first mask is the box's prediction, one step per click."""
+    predictor = medsam2.load_predictor(standin, SIZE, CPU)
+    rng = np.random.default_rng(4)
+    volume = rng.uniform(1, 100, (40, 36, 9)).astype(np.float32)
+    truth = np.zeros(volume.shape, bool)
+    truth[8:20, 22:30, 2:7] = True  # i 8..19, j 22..29
+    truth[10:14, 24:27, 4] = False
+    session = medsam2.open_session(predictor, [volume], SETTINGS, CPU)
+    masks, steps = medsam2.prompt_predictions(session, truth, ["point_interior", "gt_box_point"], 2, SETTINGS, "c1")
+    key = 2  # the first of the equally large slices
+    box, points = masks["gt_box_point"][1:]
+    assert box == (8, 22, 19, 29)  # x = i, y = j on the key slice
+    x, y = points[0].xy
+    assert 8 <= x <= 19 and 22 <= y <= 29 and truth[x, y, key]
+    box_mask, _ = medsam2.segment_from_box(predictor, [volume], key, box, SETTINGS, CPU)
+    assert np.array_equal(steps[0], box_mask) and len(steps) == 3
+    for click in masks[medsam2.CLICK_MODE][2]:
+        frame, (i, j) = click.frame_point
+        assert click.index == (i, j, frame) and click.positive == truth[click.index]
+    assert masks["point_interior"][0].shape == truth.shape and masks["point_interior"][1] is None

@@ -335,3 +335,44 @@ def test_replicates_are_averaged_per_case_and_their_spread_reported():
     assert zero.replicates == 1 and np.isnan(zero.dice_seed_sd) and zero.dice_by_seed == ""
     shown = report.display_table(table.reset_index())
     assert shown.loc[shown.method == "LoRA-SAM + GT box", "Dice sd over seeds (replicates)"].item() == "0.0707 (2)"
+
+
+def test_the_click_protocol_s_row_gets_its_aucs_read_from_the_saved_table(tmp_path):
+    """The click row's Dice / NSD AUC (empty cells on the other rows of a saved table) averaged over
+    its cases, the other rows without one; the point and click rows in the study's block."""
+    table = pd.concat([metrics_for("lora_sam", "gt_box", [0.6, 0.7, 0.8], seed=1),
+                       metrics_for("lora_sam", "points3", [0.5, 0.6, 0.7], seed=1),
+                       metrics_for("lora_sam", "gt_box_clicks", [0.8, 0.9, 0.9], seed=1, dice_auc=3.0,
+                                   nsd_auc=3.9)])
+    table.loc[(table.prompt == "gt_box_clicks") & (table.case_id == "c1"), "dice_auc"] = 3.5
+    table.loc[(table.prompt == "gt_box_clicks") & (table.case_id == "c2"), "dice_auc"] = 3.6
+    write_tsv(table, tmp_path / "metrics.tsv")  # the other rows' AUC cells empty, as predict_sam writes them
+    compared = report.comparison_table(report.load_metrics([tmp_path / "metrics.tsv"]), resamples=200,
+                                       seed=0).set_index("row")
+    assert compared.index.tolist() == ["LoRA-SAM + GT box", "LoRA-SAM + 3 random points",
+                                       "LoRA-SAM + GT box + correction clicks"]
+    assert compared.loc["LoRA-SAM + GT box + correction clicks", "dice_auc_mean"] == pytest.approx(3.3667, abs=1e-4)
+    assert compared.loc["LoRA-SAM + GT box + correction clicks", "nsd_auc_mean"] == pytest.approx(3.9)
+    assert compared.loc[["LoRA-SAM + GT box", "LoRA-SAM + 3 random points"], "dice_auc_mean"].isna().all()
+    assert compared.loc["LoRA-SAM + 3 random points", "ground_truth_used"].endswith("3 seeded random points in it "
+                                                                                    "(positive points of the region)")
+    assert "| 3.367 |" in report.markdown(compared.reset_index())
+
+
+def test_prompt_figures_read_each_method_s_prompts_beside_its_box_on_the_same_cases(tmp_path):
+    """Dice per prompt type: MedSAM-2's box bar is its one-box 3D row on the cases its prompts ran on;
+    Dice per click: each case's steps averaged over the replicates first."""
+    metrics = pd.concat([metrics_for("lora_sam", "gt_box", [0.8, 0.9]), metrics_for("lora_sam", "points1", [0.5, 0.7]),
+                         metrics_for("medsam2", "3d", [0.6, 0.7, 0.2], cases=["v1", "v2", "v3"]),
+                         metrics_for("medsam2", "gt_box_clicks", [0.9], cases=["v2"])])
+    types = report.prompt_types(metrics).set_index(["method", "prompt", "case_id"]).dice
+    assert types.loc["medsam2", "box"].to_dict() == {"v2": 0.7}  # not v1, v3: no prompts ran there
+    assert types.loc["lora_sam", "box"].tolist() == [0.8, 0.9] and types.loc["lora_sam", "points1"].tolist() == [0.5, 0.7]
+    for seed, dices in ((1, [0.5, 0.7]), (2, [0.7, 0.9])):
+        write_tsv(pd.DataFrame({"case_id": "c0", "seed": seed, "step": [0, 1], "dice": dices, "nsd": dices,
+                                "click": ["", "3,4,+"]}), tmp_path / f"clicks{seed}.tsv")
+    steps = report.load_clicks({"lora_sam": [tmp_path / "clicks1.tsv", tmp_path / "clicks2.tsv"]})
+    assert steps.dice.tolist() == pytest.approx([0.6, 0.8]) and steps.step.tolist() == [0, 1]
+    report.plot_clicks(steps, tmp_path / "clicks.png", seed=0)
+    report.plot_prompt_types(metrics, tmp_path / "prompts.png", seed=0)
+    assert (tmp_path / "clicks.png").stat().st_size > 1000 and (tmp_path / "prompts.svg").stat().st_size > 1000

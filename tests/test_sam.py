@@ -13,11 +13,11 @@ import pytest
 import torch
 from transformers import SamConfig, SamModel
 
-from sambrats import sam
+from sambrats import clicks, sam
 from sambrats.clicks import Click
 from sambrats.metrics import METRIC_COLUMNS
 from sambrats.outputs import read_tsv
-from sambrats.slices import case_rng, jitter_box, tight_box, to_rgb
+from sambrats.slices import SliceSample, case_rng, jitter_box, load_split, tight_box, to_rgb
 from sambrats.presets import SAM_STANDINS
 
 from conftest import disc_sample, write_samples
@@ -272,3 +272,80 @@ def test_click_refinement_clicks_on_the_latest_error_and_feeds_clicks_and_mask_b
         with_mask = sam.decode(model, processor, clicked, CPU, embedding, previous=previous)[0]
     assert not torch.equal(box_only, with_click) and not torch.equal(with_click, with_mask)
     np.testing.assert_array_equal(masks[0], (box_only[0, 0] > 0).numpy())
+
+
+def test_point_modes_and_the_click_protocol_through_the_saved_formats(tmp_path):
+    """A LoRA adapter trained with point batches, then every point mode and the box + clicks protocol
+    on the test slices: the points recorded as x,y (the interior point is the disc's centre), one
+    row per protocol step with the click that made it, the AUCs from those steps."""
+    folder = tmp_path / "slices"
+    write_samples(folder, 10)
+    base = tmp_path / "base"
+    tiny_model(4).save_pretrained(base)
+    sam.sam_processor(256).save_pretrained(base)
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["qkv", "lin1"]}
+    settings = sam.TrainSettings(**{**SETTINGS.__dict__, "epochs": 1, "point_prompt_fraction": 0.5})
+    sam.train_lora_sam(base, folder, tmp_path / "adapter", tmp_path / "history.tsv", tmp_path / "curve.png",
+                       lora, settings, "cpu")
+    modes = clicks.point_modes([3, 1])
+    assert modes == ["point_interior", "points1", "points3", "gt_box_point"]
+    sam.write_predictions(base, tmp_path / "adapter", folder, tmp_path / "pred", tmp_path / "metrics.tsv",
+                          "brats2024", "wt", [0], seed=1, tolerance_mm=2.0, replicate=7, device_name="cpu",
+                          points=modes, n_clicks=3, clicks_path=tmp_path / "clicks.tsv")
+    table = read_tsv(tmp_path / "metrics.tsv").query("method == 'lora_sam'").set_index(["prompt", "case_id"])
+    assert set(modes + ["gt_box_clicks"]) <= set(table.index.get_level_values("prompt"))
+    sample = next(s for s in load_split(folder, "test") if s.case_id == "case02")
+    row, column = np.argwhere(sample.mask).mean(axis=0).round().astype(int)  # the disc's centre
+    assert table.loc[("point_interior", "case02"), "prompt_points"] == f"{column},{row},+"
+    assert table.loc[("gt_box_point", "case02"), "prompt_box"] == ",".join(map(str, sample.box))
+    assert len(table.loc[("points3", "case02"), "prompt_points"].split(";")) == 3
+    steps = read_tsv(tmp_path / "clicks.tsv")
+    assert steps.columns.tolist() == clicks.STEP_COLUMNS and (steps.seed == 7).all()
+    case = steps[steps.case_id == "case02"].set_index("step")
+    assert case.index.tolist() == [0, 1, 2, 3] and case.click[0] == "" and case.click[1:].str.match(r"^\d+,\d+,[+-]$").all()
+    clicked = table.loc[("gt_box_clicks", "case02")]
+    assert clicked.dice == pytest.approx(case.dice[3])  # the protocol's row is its last step
+    assert float(clicked.dice_auc) == pytest.approx(clicks.interaction_auc(case.dice[1:]))  # text: empty elsewhere
+    assert table.loc[("gt_box", "case02"), "dice"] == pytest.approx(case.dice[0])  # step 0 is the GT box's mask
+
+
+def test_a_point_batch_gives_every_mask_as_many_points_even_a_one_pixel_one():
+    """SAM's processor takes the same number of points for every image of a batch: a batch with a
+    1-pixel mask is prompted by one point per image (draws of 2 or 3 points once failed there)."""
+    model, processor = tiny_model(5), sam.sam_processor(TINY["image_size"])
+    small = disc_sample("small", 1, size=60)
+    mask = np.zeros_like(small.mask)
+    mask[10, 10] = 1
+    samples = [disc_sample("big", 2, size=60), SliceSample("small", 0, small.image, mask, (10, 10, 10, 10))] * 8
+    settings = sam.TrainSettings(**{**SETTINGS.__dict__, "batch_size": 2, "no_prompt_fraction": 0.0,
+                                    "point_prompt_fraction": 1.0})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    losses = sam.train_epoch(model, processor, samples, optimizer, settings, np.random.default_rng(0), CPU, "epoch")
+    assert len(losses) == 8 and all(np.isfinite(losses))
+
+
+def test_training_refines_with_correction_clicks_and_trains_the_image_encoder():
+    """A prompted batch's loss adds decodes with correction clicks on the previous prediction (a
+    sample predicted without error gets its most interior point); the gradient reaches the image
+    encoder (SamModel.get_image_embeddings runs without gradients: not the training path)."""
+    sample = disc_sample("c", 3, size=60)
+    perfect = (2 * sample.mask.astype(np.float32) - 1)[None]
+    made = sam.next_clicks([[], []], torch.from_numpy(np.stack([perfect[0], -np.ones((60, 60), np.float32)])),
+                           [sample, sample])
+    assert made[0] == [Click(clicks.most_interior(sample.mask), True)]  # no error: the interior point
+    assert made[1] == [clicks.correction_click(np.zeros_like(sample.mask), sample.mask)]
+    processor = sam.sam_processor(TINY["image_size"])
+    batch = [sample, disc_sample("d", 4, size=60)]
+    boxes = [s.box for s in batch]
+    losses = {}
+    for steps in (0, 2):
+        model = tiny_model(1)
+        settings = sam.TrainSettings(**{**SETTINGS.__dict__, "click_steps": steps})
+        loss = sam.prompted_loss(model, processor, batch, "box", boxes, None, settings, CPU)
+        loss.backward()
+        losses[steps] = loss.item()
+        encoder = model.vision_encoder.layers[0].attn.qkv.weight.grad
+        assert encoder is not None and encoder.abs().sum() > 0
+    assert losses[0] != losses[2]
+    pointed = sam.TrainSettings(**{**SETTINGS.__dict__, "point_prompt_fraction": 0.25})
+    assert [sam.batch_prompt(draw, pointed) for draw in (0.1, 0.3, 0.6)] == ["none", "points", "box"]

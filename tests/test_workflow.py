@@ -17,8 +17,10 @@ import pytest
 import yaml
 
 from sambrats.brats import GLI, LEGACY
+from sambrats.clicks import CLICK_MODE, point_modes
 from sambrats.metrics import WORST_HD95_MM
 from sambrats.outputs import read_tsv
+from sambrats.report import FIGURES
 from sambrats.slices import INDEX_COLUMNS, load_sample
 from sambrats.synth import write_cohort
 
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.workflow
 
 DEMO = str(REPO / "config" / "demo.yaml")
 DEMO_CONFIG = yaml.safe_load(Path(DEMO).read_text())
+PROMPT_MODES = [*point_modes(DEMO_CONFIG["prompts"]["points"]), CLICK_MODE]  # beyond one box, per method
 PAPER = str(REPO / "config" / "config.yaml")
 
 
@@ -243,17 +246,24 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert table.row.tolist() == [
         "nnU-Net", "SAM zero-shot + GT box", "LoRA-SAM + GT box", "LoRA-SAM + GT box, 10 px jitter",
         "LoRA-SAM + GT box, 20 px jitter", "LoRA-SAM, no prompt", "YOLOv8n + LoRA-SAM",
+        "LoRA-SAM + interior point", "LoRA-SAM + 1 random point", "LoRA-SAM + 3 random points",
+        "LoRA-SAM + 5 random points", "LoRA-SAM + GT box + interior point", "LoRA-SAM + GT box + correction clicks",
         "MedSAM-2 zero-shot, key slice",  # the study protocol's rows, then the volume protocol's
         "nnU-Net 3D", "nnU-Net 2D", "LoRA-SAM + GT box on every slice", "LoRA-SAM + GT box on every slice, region present",
         "YOLOv8n + LoRA-SAM on every slice", "MedSAM-2 zero-shot, 3D", "MedSAM-2 zero-shot, 3D, region present",
         "YOLOv8n + MedSAM-2, 3D", "MedSAM-2 zero-shot, 3D, all cases",
+        "MedSAM-2 zero-shot + interior point, 3D", "MedSAM-2 zero-shot + 1 random point, 3D",
+        "MedSAM-2 zero-shot + 3 random points, 3D", "MedSAM-2 zero-shot + 5 random points, 3D",
+        "MedSAM-2 zero-shot + GT box + interior point, 3D", "MedSAM-2 zero-shot + GT box + correction clicks, 3D",
     ]
-    assert table.protocol.tolist() == ["study"] * 8 + ["volume"] * 9
+    assert table.protocol.tolist() == ["study"] * 14 + ["volume"] * 15
     # the study protocol's 2D rows on BraTS 2024 (dataset_2d), the volume protocol (and MedSAM-2) on BraTS 2019
     study_2d = (table.protocol == "study") & (table.method != "medsam2")
     assert set(table.dataset[study_2d]) == {"brats2024"} and set(table.dataset[~study_2d]) == {"brats2019"}
     all_cases = table.row == "MedSAM-2 zero-shot, 3D, all cases"
-    assert (table.n[~all_cases] >= 12).all() and (table.n_cases[all_cases] == 60).all()  # test split / every case
+    prompted = table.method.eq("medsam2") & table.prompt.isin(PROMPT_MODES)  # prompts.volume_cases of them
+    assert (table.n[~all_cases & ~prompted] >= 12).all() and (table.n_cases[all_cases] == 60).all()  # test / every case
+    assert (table.n_cases[prompted] == DEMO_CONFIG["prompts"]["volume_cases"]).all()
     rows = table.set_index("row")
     assert rows.loc["nnU-Net", "input"] == "t2f slice"  # WT on T2-FLAIR (contrasts.wt)
     assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "flair volume, one box on the key slice"  # BraTS 2019's name
@@ -262,7 +272,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     assert rows.loc["YOLOv8n + MedSAM-2, 3D", "ground_truth_used"] == "none"
     assert rows.loc["YOLOv8n + MedSAM-2, 3D", "input"] == "flair volume, YOLO's most confident box as the key slice's"
     volume = table.protocol == "volume"
-    assert (table.n_cases[volume & ~all_cases & ~table.row.str.endswith("region present")]
+    assert (table.n_cases[volume & ~all_cases & ~prompted & ~table.row.str.endswith("region present")]
             == rows.loc["nnU-Net 3D", "n_cases"]).all()  # every volume row on every test case
     assert (table.hd95_mean >= 0).all() and table.nsd_mean.between(0, 1).all()
     assert table.p_vs_nnunet_holm[table.method != "nnunet"].notna().any()
@@ -271,7 +281,7 @@ def test_demo_ends_with_the_comparison_figures_provenance_and_report(demo_run):
     page = (workdir / "results/comparison.html").read_text()
     assert "<td>LoRA-SAM + GT box</td>" in page and "HD95 mm mean ± sd" in page
     assert "MedSAM-2 is the stand-in standin-hiera-t" in md and "the base SAM is the stand-in tiny-sam-256" in md
-    for name in ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves"):
+    for name in FIGURES:
         assert (workdir / f"results/figures/wt/{name}.png").stat().st_size > 1000
         assert (workdir / f"results/figures/wt/{name}.svg").stat().st_size > 1000
     provenance = json.loads((workdir / "results/provenance.json").read_text())
@@ -295,6 +305,30 @@ def test_the_demo_shows_what_the_study_is_about(demo_run):
     assert sam["lora_sam", "gt_box"] > sam["sam_zeroshot", "gt_box"] + 0.5
     assert sam["lora_sam", "gt_box"] > sam["lora_sam", "no_prompt"] + 0.01
     assert sam["lora_sam", "gt_box_jitter30"] < sam["lora_sam", "gt_box"] - 0.01
+
+
+def test_correction_clicks_end_no_worse_than_the_box_per_method(demo_run):
+    """The CVPR 2025 click protocol on the demo: after the configured clicks, mean Dice at least the
+    GT box's, for LoRA-SAM (2D, every replicate) and MedSAM-2 (3D); each case's steps are recorded,
+    and step 0 is the method's one-box prediction."""
+    results = demo_run / "results"
+    clicks = DEMO_CONFIG["prompts"]["clicks"]
+    for seed in DEMO_CONFIG["replicates"]:
+        run = read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/metrics.tsv").set_index(["prompt", "case_id"])
+        steps = read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/clicks.tsv")
+        assert steps.groupby("case_id").step.max().eq(clicks).all() and (steps.seed == seed).all()
+        first = steps[steps.step == 0].set_index("case_id").dice
+        assert np.allclose(first, run.loc["gt_box"].dice.loc[first.index])
+        assert run.loc["gt_box_clicks"].dice.mean() >= run.loc["gt_box"].dice.mean()
+    volumes = read_tsv(results / "medsam2/wt/prompts/brats2019/metrics.tsv").set_index(["prompt", "case_id"])
+    steps = read_tsv(results / "medsam2/wt/prompts/brats2019/clicks.tsv")
+    box = read_tsv(results / "medsam2/wt/brats2019/metrics.tsv").set_index("case_id").dice
+    first = steps[steps.step == 0].set_index("case_id").dice
+    assert len(first) == DEMO_CONFIG["prompts"]["volume_cases"] and np.allclose(first, box.loc[first.index])
+    assert steps.groupby("case_id").step.max().eq(clicks).all()
+    assert volumes.loc["gt_box_clicks"].dice.mean() >= box.loc[first.index].mean()
+    assert set(volumes.index.get_level_values("prompt")) == {*PROMPT_MODES}
+    assert volumes.loc["gt_box_clicks"].prompt_points.str.match(r"^(\d+,\d+,\d+,[+-];?)+$").all()  # voxels i,j,k
 
 
 VOLUME_RUNS = ["nnunet_volumes/wt/brats2019/3d_fullres/seed2024", "nnunet_volumes/wt/brats2019/2d/seed2024",
@@ -611,7 +645,7 @@ def test_a_second_region_runs_end_to_end_through_every_method(short_demo_run):
     assert {"nnunet", "sam_zeroshot", "lora_sam", "medsam2"} <= set(table.method)
     # Three contrasts (contrasts.et): the slices' RGB channels, nnU-Net 2D's three, MedSAM-2's frames
     rows = table.set_index("row")
-    assert rows.loc["LoRA-SAM + GT box", "input"] == "t1ce+t2+flair slice, box as in the row"  # BraTS 2019's names
+    assert rows.loc["LoRA-SAM + GT box", "input"] == "t1ce+t2+flair slice, prompt as in the row"  # BraTS 2019's names
     assert rows.loc["nnU-Net", "input"] == "t1ce+t2+flair slice"
     assert rows.loc["MedSAM-2 zero-shot, 3D", "input"] == "t1ce+t2+flair volume, one box on the key slice"
     sample = load_sample(results / "slices/brats2019/et/key_slice", read_tsv(results / "slices/brats2019/et/key_slice/index.tsv").case_id[0])

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .metrics import dice, surface_metrics
+from .slices import case_rng
+
 TIE_SEED = 42  # the challenge draws among equally interior voxels with np.random.seed(42)
+CLICK_MODE = "gt_box_clicks"  # the GT box, then the protocol's correction clicks
+POINT_STREAM = 1_000_003  # the random points' generator stream beside the jitter levels'
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,18 @@ class Click:
 
 def most_interior(mask: np.ndarray) -> tuple[int, ...]:
     """The index of the mask voxel farthest from the mask's boundary (the image's edge counts as
-    boundary); ties broken by the challenge's fixed draw among them in C order."""
+    boundary); ties broken by the challenge's fixed draw among them in C order. The transform runs
+    on the mask's bounding box padded by one voxel: the nearest non-mask voxel of any mask voxel is
+    within it, so the distances (and the candidates' order) are those of the whole image."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError("most_interior of an empty mask")
-    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[(slice(1, -1),) * mask.ndim]
+    found = np.argwhere(mask)
+    low, high = found.min(axis=0), found.max(axis=0) + 1
+    crop = mask[tuple(slice(a, b) for a, b in zip(low, high))]
+    distance = ndimage.distance_transform_edt(np.pad(crop, 1))[(slice(1, -1),) * mask.ndim]
     candidates = np.argwhere(distance == distance.max())
-    chosen = candidates[np.random.RandomState(TIE_SEED).choice(len(candidates))]
+    chosen = candidates[np.random.RandomState(TIE_SEED).choice(len(candidates))] + low
     return tuple(int(v) for v in chosen)
 
 
@@ -61,6 +71,53 @@ def random_points(mask: np.ndarray, count: int, rng: np.random.Generator) -> lis
         raise ValueError("random_points of an empty mask")
     chosen = rng.choice(len(voxels), size=min(count, len(voxels)), replace=False)
     return [tuple(int(v) for v in voxels[i]) for i in chosen]
+
+
+def point_modes(counts) -> list[str]:
+    """Point prompt modes: the region's most interior point, each count of seeded random points of
+    it, and the GT box with the interior point."""
+    return ["point_interior", *[f"points{k}" for k in sorted(set(counts))], "gt_box_point"]
+
+
+def mode_points(mode: str, mask: np.ndarray, box, seed: int, case_id: str) -> tuple[tuple | None, list[Click]]:
+    """(box or None, positive clicks) of a point mode on a slice's ``mask`` (its GT ``box``); the
+    random points drawn reproducibly per case and count, the same for every model and replicate."""
+    if mode in ("point_interior", "gt_box_point"):
+        return (box if mode == "gt_box_point" else None), [Click(most_interior(mask), True)]
+    count = int(mode.removeprefix("points"))
+    rng = case_rng(seed, case_id, POINT_STREAM, count)
+    return None, [Click(index, True) for index in random_points(mask, count, rng)]
+
+
+def click_text(click: Click) -> str:
+    """A click as a table cell: its index and sign, ``x,y,+`` on a slice (SAM's order), ``i,j,k,-``
+    in a volume (the voxel)."""
+    where = click.xy if len(click.index) == 2 else click.index
+    return ",".join(map(str, where)) + ("," + ("+" if click.positive else "-"))
+
+
+def clicks_text(clicks: list[Click]) -> str:
+    """Clicks as a table cell, ``;`` between them."""
+    return ";".join(click_text(click) for click in clicks)
+
+
+STEP_COLUMNS = ["case_id", "seed", "step", "dice", "nsd", "click"]  # a clicks.tsv: one row per protocol step
+
+
+def protocol_scores(case_id: str, masks: list[np.ndarray], clicks: list[Click], truth: np.ndarray, spacing,
+                    tolerance_mm: float) -> tuple[list[dict], dict]:
+    """The click protocol's per-step scores of one case (step 0: the box; step n: after click n,
+    with that click; ``simulate``'s output: a perfect mask ends the clicks) and its summary: Dice
+    and NSD AUC over the clicks, as the challenge computes them."""
+    rows = []
+    for step, mask in enumerate(masks):
+        _, nsd = surface_metrics(mask, truth, spacing, tolerance_mm)
+        click = clicks[step - 1] if 0 < step <= len(clicks) else None
+        rows.append({"case_id": case_id, "step": step, "dice": dice(mask, truth), "nsd": nsd,
+                     "click": "" if click is None else click_text(click)})
+    summary = {"dice_auc": interaction_auc([row["dice"] for row in rows[1:]]),
+               "nsd_auc": interaction_auc([row["nsd"] for row in rows[1:]])}
+    return rows, summary
 
 
 def largest_error(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray | None:

@@ -120,3 +120,9 @@ def check_config(config: dict, workdir: str | Path = ".", data: bool = True) -> 
         raise ConfigError(
             f"config key slices.clip_percentiles = {[low, high]}: the first must be below the second"
         )
+    train = config["sam"]["train"]
+    if train["no_prompt_fraction"] + train["point_prompt_fraction"] > 1:
+        raise ConfigError(
+            f"config key sam.train.point_prompt_fraction = {train['point_prompt_fraction']}: with "
+            f"no_prompt_fraction = {train['no_prompt_fraction']} more than every batch"
+        )

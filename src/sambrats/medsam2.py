@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .clicks import CLICK_MODE, STEP_COLUMNS, Click, clicks_text, mode_points, protocol_scores, simulate
 from .brats import get_layout, load_labels, read_volume, region_mask, resolve_contrasts, save_mask
 from .detection import DETECTION_COLUMNS, detection_row, key_slice_prompt
 from .devices import autocast, resolve_device
@@ -125,6 +126,10 @@ def build_model(image_size: int, device: torch.device):
     predictor = build_sam2_video_predictor(CONFIG, ckpt_path=None, device=str(device),
                                            hydra_overrides_extra=hydra_overrides(image_size))
     predictor.fill_hole_area = 0  # the hole filling needs sam2's CUDA extension, not built here
+    # a frame that gets a correction click becomes a conditioning frame, as in SAM 2's interactive
+    # training; with sam2's default (False) the click's output is a tracked frame's, and the
+    # re-propagation from that frame tracks it again without the click and loses it
+    predictor.add_all_frames_to_correct_as_cond = True
     return predictor
 
 
@@ -206,26 +211,77 @@ def cache_frame_features(predictor, state: dict, batch: int) -> None:
     state["cached_features"] = cache
 
 
+DIRECTIONS = {"forward": False, "backward": True}  # sam2's ``reverse`` of each propagation direction
+
+
+class Session:
+    """MedSAM-2 on one volume, both propagation directions kept open for further prompts: one sam2
+    inference state per direction (MedSAM-2 propagates each from a fresh state) sharing one cache of
+    frame features, so that a prompt on the key slice or a correction click anywhere re-propagates
+    without another encoder pass. Prompts are sam2's: points (x, y) and boxes (x0, y0, x1, y1) in the
+    frame's pixels, labels 1 (the region) and 0 (not)."""
+
+    def __init__(self, predictor, frames: torch.Tensor, height: int, width: int, device,
+                 offload_video: bool = False, offload_state: bool = False, encoder_batch: int = 16):
+        self.predictor, self.device = predictor, device
+        self.shape = (frames.shape[0], height, width)
+        with frames_from_tensor(frames, height, width):
+            self.states = {direction: predictor.init_state(video_path="<tensor>", offload_video_to_cpu=offload_video,
+                                                           offload_state_to_cpu=offload_state)
+                           for direction in DIRECTIONS}
+        with torch.inference_mode(), autocast(device):
+            cache_frame_features(predictor, self.states["forward"], encoder_batch)
+        self.states["backward"]["cached_features"] = self.states["forward"]["cached_features"]
+        self.key, self.prompts, self.masks, self.visits = None, {}, {}, {}
+
+    def start(self, key: int, box=None, points=()) -> np.ndarray:
+        """Forget every prompt; ``box`` and ``points`` (((x, y), positive) pairs) on frame ``key``,
+        propagated both ways from it. Returns the union of the directions' masks [D, H, W]."""
+        self.key, self.prompts = key, {key: (box, list(points))}
+        self.masks = {direction: {} for direction in DIRECTIONS}
+        for direction, state in self.states.items():
+            self.predictor.reset_state(state)
+            self.visits[direction] = self.prompt_and_propagate(direction, key)
+        return self.mask()
+
+    def click(self, frame: int, point, positive: bool) -> np.ndarray:
+        """Add a click on ``frame`` to its prompts (sam2 refines that frame from its tracked mask and
+        memory), then re-propagate from it away from the key slice in each direction it belongs to."""
+        box, points = self.prompts.get(frame, (None, []))
+        self.prompts[frame] = (box, points + [(tuple(point), positive)])
+        for direction, reverse in DIRECTIONS.items():
+            if (frame <= self.key) if reverse else (frame >= self.key):
+                self.prompt_and_propagate(direction, frame)
+        return self.mask()
+
+    def prompt_and_propagate(self, direction: str, frame: int) -> list[int]:
+        """Give ``frame`` all its prompts in one direction's state and propagate from it; the frames visited."""
+        box, points = self.prompts[frame]
+        arguments = {} if box is None else {"box": np.asarray(box, dtype=np.float32)}
+        if points:
+            arguments["points"] = np.asarray([xy for xy, _ in points], dtype=np.float32)
+            arguments["labels"] = np.asarray([int(positive) for _, positive in points], dtype=np.int32)
+        state, visited = self.states[direction], []
+        with torch.inference_mode(), autocast(self.device):
+            self.predictor.add_new_points_or_box(state, frame_idx=frame, obj_id=1, **arguments)
+            for index, _, logits in self.predictor.propagate_in_video(state, start_frame_idx=frame,
+                                                                      reverse=DIRECTIONS[direction]):
+                self.masks[direction][index] = (logits[0, 0] > 0).cpu().numpy()
+                visited.append(index)
+        return visited
+
+    def mask(self) -> np.ndarray:
+        """The union [D, H, W] of the directions' latest masks."""
+        return unite(self.shape, {direction: masks.items() for direction, masks in self.masks.items()})
+
+
 def propagate(predictor, frames: torch.Tensor, height: int, width: int, key: int, box, device,
               offload_video: bool = False, offload_state: bool = False, encoder_batch: int = 16):
     """3D mask [D, H, W] (union of forward and backward propagation from the key slice) and the
     frames visited per direction."""
-    with frames_from_tensor(frames, height, width):
-        state = predictor.init_state(video_path="<tensor>", offload_video_to_cpu=offload_video,
-                                     offload_state_to_cpu=offload_state)
-    box = np.asarray(box, dtype=np.float32)
-    per_direction = {}
-    with torch.inference_mode(), autocast(device):
-        cache_frame_features(predictor, state, encoder_batch)
-        for direction, reverse in (("forward", False), ("backward", True)):
-            predictor.reset_state(state)
-            predictor.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)
-            per_direction[direction] = [
-                (frame, (logits[0, 0] > 0).cpu().numpy())
-                for frame, _, logits in predictor.propagate_in_video(state, start_frame_idx=key, reverse=reverse)
-            ]
-    visits = {direction: [frame for frame, _ in masks] for direction, masks in per_direction.items()}
-    return unite((frames.shape[0], height, width), per_direction), visits
+    session = Session(predictor, frames, height, width, device, offload_video, offload_state, encoder_batch)
+    mask = session.start(key, box)
+    return mask, dict(session.visits)
 
 
 def unite(shape, per_direction: dict) -> np.ndarray:
@@ -246,17 +302,106 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (np.argmax(sizes) + 1)
 
 
+def open_session(predictor, volumes, settings: MedsamSettings, device) -> Session:
+    """A MedSAM-2 session on one volume (its contrasts' arrays): frames preprocessed and encoded once."""
+    frames = preprocess(volumes, settings.image_size, settings.clip_percentiles)
+    height, width = volumes[0].shape[1], volumes[0].shape[0]
+    return Session(predictor, frames, height, width, device, settings.offload_video_to_cpu,
+                   settings.offload_state_to_cpu, settings.encoder_batch)
+
+
+def volume_mask(masks: np.ndarray, settings: MedsamSettings) -> np.ndarray:
+    """A session's frames [D, H, W] as the volume's mask [i, j, k], post-processed as configured."""
+    prediction = np.transpose(masks, (2, 1, 0))
+    return largest_component(prediction) if settings.largest_component else prediction
+
+
 def segment_from_box(predictor, volumes, key: int, box, settings: MedsamSettings, device):
     """MedSAM-2's mask [i, j, k] of one volume (its contrasts' arrays) from one box on slice ``key``,
     propagated both ways, and the frames visited per direction."""
-    frames = preprocess(volumes, settings.image_size, settings.clip_percentiles)
-    height, width = volumes[0].shape[1], volumes[0].shape[0]
-    masks, visits = propagate(predictor, frames, height, width, key, box, device,
-                              settings.offload_video_to_cpu, settings.offload_state_to_cpu, settings.encoder_batch)
-    prediction = np.transpose(masks, (2, 1, 0))  # back to [i, j, k]
-    if settings.largest_component:
-        prediction = largest_component(prediction)
-    return prediction, visits
+    session = open_session(predictor, volumes, settings, device)
+    prediction = volume_mask(session.start(key, box), settings)
+    return prediction, dict(session.visits)
+
+
+def sam2_points(clicks: list[Click]) -> list:
+    """Clicks on the key slice (``axial_slice``: row j, column i) as sam2's ((x, y), positive) = ((i, j), ...)."""
+    return [(click.xy, click.positive) for click in clicks]
+
+
+def prompt_predictions(session: Session, truth: np.ndarray, modes: list[str], n_clicks: int, settings: MedsamSettings,
+                       case_id: str) -> tuple[dict, tuple[list, list] | None]:
+    """One volume's masks [i, j, k] for each point mode (``sambrats.clicks.mode_points`` on the key
+    slice: its most interior point, seeded random points, the GT box with the interior point) and,
+    with ``n_clicks``, the CVPR 2025 click protocol in 3D: the GT box on the key slice, then each
+    correction click (on the largest 26-connected error of the whole volume) added on its own frame
+    and re-propagated, from the session's one encoding of the frames. Returns ``{mode: (mask, box,
+    points or clicks)}`` (``gt_box_clicks``: after the last click) and the protocol's masks per step
+    (None without clicks)."""
+    key, _ = largest_area_slice(truth)
+    key_mask = axial_slice(truth, key)
+    box = tight_box(key_mask)
+    masks = {}
+    for mode in modes:
+        mode_box, points = mode_points(mode, key_mask, box, settings.seed, case_id)
+        masks[mode] = (volume_mask(session.start(key, mode_box, sam2_points(points)), settings), mode_box, points)
+    if not n_clicks:
+        return masks, None
+    first = volume_mask(session.start(key, box), settings)
+
+    def predict(made, _latest):
+        frame, point = made[-1].frame_point
+        return volume_mask(session.click(frame, point, made[-1].positive), settings)
+
+    steps, made = simulate(predict, truth, first, n_clicks)
+    masks[CLICK_MODE] = (steps[-1], box, made)
+    return masks, steps
+
+
+def predict_prompted(checkpoint, cases_path, splits_path, out_dir, metrics_path, clicks_path, job: BatchJob,
+                     modes: list[str], n_clicks: int, n_cases: int | None, settings: MedsamSettings,
+                     device_name: str = "auto") -> None:
+    """MedSAM-2's point modes and click protocol (rule medsam2_prompts) on the test cases that hold
+    the region (the first ``n_cases`` in case order; None: all): ``{mode}/{case}.nii.gz`` in
+    ``out_dir``, the per-case metrics (mode ``gt_box_clicks``: after the last click, with its Dice
+    and NSD AUC) and every protocol step's scores in ``clicks_path``."""
+    device = resolve_device(device_name)
+    seed_everything(settings.seed)
+    predictor = load_predictor(checkpoint, settings.image_size, device, settings.checkpoint_image_size)
+    layout = get_layout(job.layout)
+    cases = read_tsv(cases_path).set_index("case_id")
+    names = resolve_contrasts(layout, job.contrasts)
+    rows, steps, prompted = [], [], 0
+    with staged_directory(out_dir) as folder:
+        for case_id in progress(test_cases(splits_path), "MedSAM-2 points and clicks", "case"):
+            if n_cases is not None and prompted == n_cases:
+                break
+            _, seg = load_labels(Path(cases.loc[case_id, "seg"]), layout)
+            truth = region_mask(seg, layout, job.region)
+            if not truth.any():
+                log.info("%s: region %r absent, no prompt to give", case_id, job.region)
+                continue
+            prompted += 1
+            image, volumes = read_contrasts([cases.loc[case_id, name] for name in names])
+            session = open_session(predictor, volumes, settings, device)
+            masks, protocol = prompt_predictions(session, truth, modes, n_clicks, settings, case_id)
+            zooms = image.header.get_zooms()[:3]
+            summary = {}
+            if protocol is not None:
+                case_steps, summary = protocol_scores(case_id, protocol, masks[CLICK_MODE][2], truth, zooms,
+                                                      settings.nsd_tolerance_mm)
+                steps += [{**row, "seed": ""} for row in case_steps]
+            for mode, (mask, box, points) in masks.items():
+                (folder / mode).mkdir(exist_ok=True)
+                save_mask(mask, image, folder / mode / f"{case_id}.nii.gz")
+                rows.append(metrics_row(case_id, job.dataset, job.region, "medsam2", mode, mask, truth,
+                                        Path(out_dir) / mode / f"{case_id}.nii.gz", zooms, settings.nsd_tolerance_mm,
+                                        prompt_box="" if box is None else ",".join(map(str, box)),
+                                        prompt_points=clicks_text(points), split="test",
+                                        **(summary if mode == CLICK_MODE else {})))
+            log.info("%s: %s", case_id, ", ".join(f"{row['prompt']} {row['dice']:.4f}" for row in rows[-len(masks):]))
+    write_tsv(metrics_table(rows), metrics_path)
+    write_tsv(pd.DataFrame(steps, columns=STEP_COLUMNS), clicks_path)
 
 
 def read_contrasts(paths) -> tuple[nib.Nifti1Image, list[np.ndarray]]:

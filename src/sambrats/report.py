@@ -30,7 +30,8 @@ class Row:
     prompt: str
     reference_dice: float | None = None
     reference_iou: float | None = None
-    cases: str = "test"  # "test": the test split, shared by the dataset's rows; "present": its cases with the region; "all": every case
+    cases: str = "test"  # "test": the test split, shared by the dataset's rows; "present": its cases with the region;
+    # "prompted": the cases its run prompted (of the shared ones); "all": every case
     baseline: str | None = "nnunet"  # the method its paired test is against (None: no test)
     protocol: str = "study"  # "study": one ground-truth-chosen slice per case; "volume": whole test volumes
     truth: str = "the slice"  # what of the ground truth the method used at inference
@@ -38,6 +39,26 @@ class Row:
 
 
 SLICE_BOX = "the slice and its box"
+
+
+def prompt_rows(name: str, method: str, where: str, suffix: str = "", **row) -> tuple[Row, ...]:
+    """A promptable method's rows beyond one box (``prompts``: sambrats.clicks.point_modes and the
+    click protocol), prompted on ``where``."""
+    points = f"{where}: {{}} (positive points of the region)"
+    random = [(f"points{k}", f"{k} random point{'s' * (k > 1)}", f"{k} seeded random point{'s' * (k > 1)} in it")
+              for k in (1, 3, 5)]
+    return tuple(
+        Row(f"{name} + {label}{suffix}", method, prompt, truth=truth, **row)
+        for prompt, label, truth in [
+            ("point_interior", "interior point", points.format("its most interior point")),
+            *[(prompt, label, points.format(text)) for prompt, label, text in random],
+            ("gt_box_point", "GT box + interior point", f"{where}: its box and most interior point"),
+            ("gt_box_clicks", "GT box + correction clicks",
+             f"{where}: its box, then clicks on the largest error (CVPR 2025 protocol)"),
+        ]
+    )
+
+
 KEY_SLICE_BOX = "a box on the key slice"
 BOX_PER_SLICE = "a box on every slice with the region"
 # The study's rows, in the order of its table, with its test Dice / IoU; then the volume rows.
@@ -49,6 +70,7 @@ ROWS = (
     Row("LoRA-SAM + GT box, 20 px jitter", "lora_sam", "gt_box_jitter20", 0.8879, 0.8157, truth=SLICE_BOX + " (jittered)"),
     Row("LoRA-SAM, no prompt", "lora_sam", "no_prompt", 0.8625, 0.7864),
     Row("{detector} + LoRA-SAM", "lora_sam", "yolo_box", 0.8817, 0.8092),  # the configured detector
+    *prompt_rows("LoRA-SAM", "lora_sam", "the slice"),
     Row("MedSAM-2 zero-shot, key slice", "medsam2", "key_slice", cases="present", truth=KEY_SLICE_BOX + ", scored on the slice"),
     Row("nnU-Net 3D", "nnunet_3d", "3d", baseline=None, protocol="volume", truth="none"),
     Row("nnU-Net 2D", "nnunet_2d", "2d", baseline="nnunet_3d", protocol="volume", truth="none"),
@@ -67,6 +89,8 @@ ROWS = (
         truth="none", seen="medsam2_automatic"),
     Row("MedSAM-2 zero-shot, 3D, all cases", "medsam2", "3d", cases="all", baseline=None, protocol="volume",
         truth=KEY_SLICE_BOX),
+    *prompt_rows("MedSAM-2 zero-shot", "medsam2", "the key slice", suffix=", 3D", cases="prompted",
+                 baseline="nnunet_3d", protocol="volume", seen="medsam2_prompts"),
 )
 BASELINES = {row.method: row for row in ROWS if row.method in ("nnunet", "nnunet_3d")}  # what rows test against
 METRICS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)", "nsd": "NSD"}
@@ -75,6 +99,8 @@ LESION_METRICS = ("lesions_tp", "lesions_fp", "lesions_fn", "lesion_dice", "lesi
                   "panoptic_quality", "global_dice", "global_hd95", "global_nsd")
 # Slice-level detection of "the region is present" by a per-slice prompted 3D row (which slices got a box).
 SLICE_COUNTS = ("slices_tp", "slices_fp", "slices_fn", "slices_tn")
+# The click protocol's summary per case (sambrats.clicks.protocol_scores): area under Dice / NSD over the clicks.
+CLICK_METRICS = ("dice_auc", "nsd_auc")
 SLICE_DETECTION = ("slice_sensitivity", "slice_sensitivity_seed_sd", "slice_specificity", "slice_specificity_seed_sd",
                    "slices")
 STATISTICS = ("mean", "sd", "median", "ci_low", "ci_high")
@@ -83,7 +109,7 @@ COLUMNS = (["row", "method", "prompt", "protocol", "dataset", "region", "input",
              "n", "n_cases",
             "replicates"]
            + [f"{metric}_{statistic}" for metric in METRICS for statistic in STATISTICS + REPLICATE_STATISTICS]
-           + [f"{metric}_mean" for metric in LESION_METRICS] + list(SLICE_DETECTION)
+           + [f"{metric}_mean" for metric in LESION_METRICS + CLICK_METRICS] + list(SLICE_DETECTION)
            + ["p_vs_nnunet", "p_vs_nnunet_holm", "fallbacks", "reference_dice", "reference_iou"])
 TEST_NOTE = ("Training replicates: a trained method's row is over its training seeds (`replicates`): mean ± sd "
              "over the cases of the per-case values averaged over the replicates (the mean is the mean of the "
@@ -149,6 +175,9 @@ def load_metrics(paths, lesionwise_paths=()) -> pd.DataFrame:
     table = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in paths], ignore_index=True)))
     if "fallback" in table:
         table["fallback"] = table["fallback"].fillna("").astype(str)
+    for metric in CLICK_METRICS:  # the click protocol's rows have them, the others an empty cell
+        if metric in table:
+            table[metric] = table[metric].replace("", np.nan).astype(float)
     if lesionwise_paths:
         lesionwise = with_seeds(text_prompts(pd.concat([read_tsv(path) for path in lesionwise_paths],
                                                        ignore_index=True)))
@@ -276,7 +305,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
                 record[f"{metric}_{statistic}"] = value
         record.update(replicate_summary(group))
         record.update(slice_detection(group))
-        for metric in LESION_METRICS:  # over every case of the row, or none
+        for metric in LESION_METRICS + CLICK_METRICS:  # over every case of the row, or none
             record[f"{metric}_mean"] = per_case[metric].mean(skipna=False) if metric in per_case else np.nan
         records.append(record)
     table = pd.DataFrame(records, columns=COLUMNS)
@@ -288,7 +317,7 @@ def comparison_table(metrics: pd.DataFrame, resamples: int = 10_000, seed: int =
 def case_means(group: pd.DataFrame) -> pd.DataFrame:
     """A row's per-case metrics (indexed by case id, the lesion-wise ones where the frame has them)
     averaged over its training replicates."""
-    columns = list(METRICS) + [metric for metric in LESION_METRICS if metric in group]
+    columns = list(METRICS) + [metric for metric in LESION_METRICS + CLICK_METRICS if metric in group]
     return group.groupby(level="case_id")[columns].mean().sort_index()
 
 
@@ -330,6 +359,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "NSD mean ± sd": f"{fmt(r.nsd_mean)} ± {fmt(r.nsd_sd)}",
             "FP lesions per case": fmt(r.lesions_fp_mean, 2),
             "PQ (lesion-wise)": fmt(r.panoptic_quality_mean),
+            "Dice AUC over clicks": fmt(r.dice_auc_mean, 3),
             "p vs nnU-Net (Wilcoxon, Holm)": fmt_p(r.p_vs_nnunet_holm),
             "study Dice / IoU": f"{fmt(r.reference_dice)} / {fmt(r.reference_iou)}",
         })
@@ -604,13 +634,97 @@ def plot_replicates(metrics: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves", "replicates")
+# Methods with prompts beyond one box (sambrats.clicks): their label in figures and their one-box row's prompt.
+PROMPTED = {"lora_sam": ("LoRA-SAM, key slices (2D)", "gt_box"), "medsam2": ("MedSAM-2, test volumes (3D)", "3d")}
+PROMPT_TYPES = {"box": "GT box", "point_interior": "interior point", "points1": "1 random point",
+                "points3": "3 random points", "points5": "5 random points", "gt_box_point": "GT box + interior point",
+                "gt_box_clicks": "GT box + correction clicks"}
+
+
+def load_clicks(click_paths: dict) -> pd.DataFrame:
+    """The click protocol's steps of each method, ``{method: [clicks.tsv, ...]}``, each case's Dice
+    per step averaged over the method's training replicates."""
+    tables = [read_tsv(path).assign(method=method) for method, paths in click_paths.items() for path in paths]
+    if not tables:
+        return pd.DataFrame(columns=["method", "case_id", "step", "dice"])
+    steps = pd.concat(tables, ignore_index=True)
+    return steps.groupby(["method", "case_id", "step"], as_index=False).dice.mean()
+
+
+def plot_clicks(steps: pd.DataFrame, path, seed: int, resamples: int = 2000) -> None:
+    """Dice against the number of correction clicks (0: the GT box alone), per method: the mean over
+    the test cases with its 95% bootstrap CI."""
+    plt = pyplot()
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for method, group in steps.groupby("method", sort=False):
+        by_step = group.groupby("step").dice
+        bounds = np.array([bootstrap_ci(values, resamples, seed) for _, values in by_step])
+        counts = group.case_id.nunique()
+        axis.plot(by_step.mean().index, by_step.mean(), marker="o", label=f"{PROMPTED[method][0]}, n = {counts}")
+        axis.fill_between(by_step.mean().index, bounds[:, 0], bounds[:, 1], alpha=0.2)
+    axis.set_xlabel("correction clicks after the GT box (CVPR 2025 protocol)")
+    axis.set_ylabel("mean Dice (95% bootstrap CI)")
+    axis.set_ylim(0, 1)
+    axis.set_title("Interactive refinement: Dice per click")
+    if not steps.empty:
+        axis.legend(loc="lower right")
+    save_figure(fig, path)
+
+
+def prompt_types(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per-case Dice of each prompted method's prompt types (test cases), the one-box row's as "box"
+    on the cases its other prompts ran on."""
+    tables = []
+    for method, (_, box) in PROMPTED.items():
+        own = metrics[(metrics.method == method) & metrics.prompt.isin([box, *PROMPT_TYPES])]
+        if "split" in own:
+            own = own[own.split.isna() | own.split.isin(["", "test"])]
+        prompted = own[own.prompt != box]
+        if prompted.empty:
+            continue
+        boxed = own[(own.prompt == box) & own.set_index(["dataset", "case_id"]).index.isin(
+            prompted.set_index(["dataset", "case_id"]).index)]
+        tables.append(pd.concat([boxed.assign(prompt="box"), prompted]).assign(method=method))
+    columns = ["method", "prompt", "dataset", "case_id", "dice"]
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
+
+
+def plot_prompt_types(metrics: pd.DataFrame, path, seed: int, resamples: int = 2000) -> None:
+    """Mean Dice (95% bootstrap CI) per prompt type and method, the GT box's first."""
+    plt = pyplot()
+    table = prompt_types(metrics)
+    fig, axis = plt.subplots(figsize=(8, 4.8))
+    order = [prompt for prompt in PROMPT_TYPES if prompt in set(table.prompt)]
+    width = 0.8 / max(table.method.nunique(), 1)
+    for number, (method, group) in enumerate(table.groupby("method", sort=False)):
+        means, errors, positions = [], [], []
+        for position, prompt in enumerate(order):
+            values = group[group.prompt == prompt].dice
+            if values.empty:
+                continue
+            low, high = bootstrap_ci(values, resamples, seed)
+            means.append(values.mean())
+            errors.append((values.mean() - low, high - values.mean()))
+            positions.append(position + (number - (table.method.nunique() - 1) / 2) * width)
+        axis.bar(positions, means, width=width, yerr=np.array(errors).T if errors else None, capsize=3,
+                 label=f"{PROMPTED[method][0]}, n = {group.case_id.nunique()}")
+    axis.set_xticks(range(len(order)), [PROMPT_TYPES[prompt] for prompt in order], rotation=25, ha="right")
+    axis.set_ylabel("mean Dice (95% bootstrap CI)")
+    axis.set_ylim(0, 1)
+    axis.set_title("Dice per prompt type beside the GT box")
+    if order:
+        axis.legend(loc="lower right")
+    save_figure(fig, path)
+
+
+FIGURES = ("distributions", "dice_vs_jitter", "dice_vs_area", "examples", "training_curves", "replicates",
+           "dice_vs_clicks", "dice_per_prompt")
 
 
 def write_figures(metric_paths, slices_dir, outputs: dict, seed: int, lora_history=None, yolo_results=None,
-                  nnunet_history=None) -> None:
+                  nnunet_history=None, click_paths=None) -> None:
     """Every comparison figure: ``outputs`` maps each name of ``FIGURES`` to its PNG (an SVG is
-    written beside it)."""
+    written beside it); ``click_paths``: each prompted method's click-protocol tables."""
     np.random.seed(seed)  # seaborn's strip-plot jitter draws from NumPy's global generator
     metrics = load_metrics(metric_paths)
     per_case = replicate_means(metrics)  # each case once per row, averaged over the training seeds
@@ -622,3 +736,5 @@ def write_figures(metric_paths, slices_dir, outputs: dict, seed: int, lora_histo
     plot_examples(per_case, slices_dir, outputs["examples"])
     plot_training(lora_history, yolo_results, nnunet_history, outputs["training_curves"])
     plot_replicates(metrics, outputs["replicates"])
+    plot_clicks(load_clicks(click_paths or {}), outputs["dice_vs_clicks"], seed)
+    plot_prompt_types(per_case, outputs["dice_per_prompt"], seed)

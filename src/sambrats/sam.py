@@ -26,15 +26,16 @@ from scipy import ndimage
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, region_mask, resolve_modality
-from .clicks import Click, simulate
+from .clicks import (CLICK_MODE, STEP_COLUMNS, Click, clicks_text, correction_click, mode_points, most_interior, protocol_scores,
+                     random_points, simulate)
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .plotting import pyplot, save_figure, training_panel
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
-from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
-                     normalise, seeded_jitter, tight_box, to_rgb)
+from .slices import (SliceSample, axial_slice, case_rng, intensity_range, jitter_box, largest_area_slice,
+                     load_split, normalise, seeded_jitter, tight_box, to_rgb)
 from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
 from .progress import progress
@@ -154,9 +155,10 @@ def decode(model, processor, inputs, device, image_embeddings=None, with_boxes=T
 
 
 def image_embeddings(model, inputs, device) -> torch.Tensor:
-    """The vision encoder's output for the processed images (computed once per slice)."""
+    """The vision encoder's output for the processed images (computed once per slice; differentiable,
+    unlike ``SamModel.get_image_embeddings``, so training decodes several prompts from one pass)."""
     with autocast(device):
-        return model.get_image_embeddings(inputs["pixel_values"].to(device))
+        return model.vision_encoder(inputs["pixel_values"].to(device))[0]
 
 
 def segmentation_loss(logits, target, dice_weight: float, bce_weight: float) -> torch.Tensor:
@@ -179,6 +181,8 @@ class TrainSettings:
     box_jitter: int
     no_prompt_fraction: float
     seed: int
+    point_prompt_fraction: float = 0.0  # batches prompted by 1 to 3 random points of each mask, not its box
+    click_steps: int = 0  # correction-click decodes after a prompted batch's first (SAM's interactive training)
 
 
 @torch.no_grad()
@@ -232,21 +236,65 @@ def load_training_state(workdir: Path, fingerprint: str, model, optimizer, sched
     return progress
 
 
+def batch_prompt(draw: float, settings: TrainSettings) -> str:
+    """A training batch's prompt from a uniform draw: no prompt, random points or the (jittered) box."""
+    if draw < settings.no_prompt_fraction:
+        return "none"
+    if draw < settings.no_prompt_fraction + settings.point_prompt_fraction:
+        return "points"
+    return "box"
+
+
+def next_clicks(made: list[list[Click]], logits: torch.Tensor, batch: list[SliceSample]) -> list[list[Click]]:
+    """Every sample's clicks plus a correction click on its latest prediction (a sample predicted
+    without error gets its most interior point, so that every sample of the batch has as many)."""
+    predictions = (logits.detach() > 0).cpu().numpy()
+    return [clicks + [correction_click(prediction, s.mask) or Click(most_interior(s.mask), True)]
+            for clicks, prediction, s in zip(made, predictions, batch)]
+
+
+def prompted_loss(model, processor, batch: list[SliceSample], prompt: str, boxes, points, settings: TrainSettings,
+                  device) -> torch.Tensor:
+    """The batch's loss: the first decode (``prompt``: none, ``points`` or ``boxes``) from one image
+    embedding per slice, then, for a prompted batch, ``click_steps`` decodes that each add a
+    correction click on the previous prediction and feed its low-resolution logits back as the mask
+    prompt, as SAM trains interactive refinement (the image embedding detached there: the encoder
+    learns from the first decode); the mean of the first decode's loss and the refinements' mean."""
+    images = [s.image for s in batch]
+    target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
+    inputs = prepare(processor, images, boxes, points)
+    embedding = image_embeddings(model, inputs, device)
+    logits, previous = decode(model, processor, inputs, device, embedding, with_boxes=prompt == "box")
+    loss = segmentation_loss(logits[:, 0], target, settings.dice_weight, settings.bce_weight)
+    if prompt == "none" or not settings.click_steps:
+        return loss
+    made, refined = points or [[] for _ in batch], []
+    for _ in range(settings.click_steps):
+        made = next_clicks(made, logits[:, 0], batch)
+        inputs = prepare(processor, images, boxes if prompt == "box" else None, made)
+        logits, previous = decode(model, processor, inputs, device, embedding.detach(), previous=previous.detach())
+        refined.append(segmentation_loss(logits[:, 0], target, settings.dice_weight, settings.bce_weight))
+    return (loss + torch.stack(refined).mean()) / 2
+
+
 def train_epoch(model, processor, samples: list[SliceSample], optimizer, settings: TrainSettings,
                 rng: np.random.Generator, device, description: str) -> list[float]:
-    """One pass over the samples in a random order, with jittered boxes (a batch without any prompt
-    with probability ``no_prompt_fraction``); the loss of every batch."""
+    """One pass over the samples in a random order; each batch prompted by jittered boxes, by 1 to 3
+    random points of each mask (probability ``point_prompt_fraction``) or by nothing (probability
+    ``no_prompt_fraction``), a prompted one then refined by correction clicks (``prompted_loss``);
+    the loss of every batch."""
     model.train()
     order = rng.permutation(len(samples))
     losses = []
     for begin in progress(range(0, len(order), settings.batch_size), description, "batch"):
         batch = [samples[i] for i in order[begin : begin + settings.batch_size]]
-        prompted = rng.random() >= settings.no_prompt_fraction
+        prompt = batch_prompt(rng.random(), settings)
         boxes = [jitter_box(s.box, settings.box_jitter, s.mask.shape, rng) for s in batch]
-        inputs = prepare(processor, [s.image for s in batch], boxes)
-        logits = mask_logits(model, processor, inputs, device, with_boxes=prompted)[:, 0]
-        target = torch.from_numpy(np.stack([s.mask for s in batch])).float().to(device)
-        loss = segmentation_loss(logits, target, settings.dice_weight, settings.bce_weight)
+        points = None
+        if prompt == "points":  # as many points for every mask: SAM's processor takes one count per batch
+            count = min(int(rng.integers(1, 4)), *(int(s.mask.sum()) for s in batch))
+            points = [[Click(index, True) for index in random_points(s.mask, count, rng)] for s in batch]
+        loss = prompted_loss(model, processor, batch, prompt, boxes, points, settings, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -405,18 +453,24 @@ def mode_box(mode: str, sample: SliceSample, seed: int):
 
 
 @torch.no_grad()
-def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device) -> dict:
-    """Binary masks of a slice ``image`` for named prompts ``{name: box or None}`` from ONE image
-    embedding.
+def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device, points=None,
+                    embedding=None) -> dict:
+    """Binary masks of a slice ``image`` for named prompts ``{name: box or None}`` and point prompts
+    ``points`` ``{name: (box or None, clicks)}``, from ONE image embedding (``embedding``, or computed).
 
     All boxes are decoded together (each on its own); prompts without a box share one
-    prompt-free decode.
+    prompt-free decode; each point prompt is a decode of its own.
     """
     model.eval()
     boxed = [name for name, box in prompts.items() if box is not None]
     inputs = prepare(processor, [image], [[prompts[n] for n in boxed]] if boxed else None)
-    embedding = image_embeddings(model, inputs, device)
+    if embedding is None:
+        embedding = image_embeddings(model, inputs, device)
     masks = {}
+    for name, (box, made) in (points or {}).items():
+        prompted = prepare(processor, [image], None if box is None else [box], [made])
+        logits = decode(model, processor, prompted, device, embedding)[0]
+        masks[name] = (logits[0, 0] > 0).cpu().numpy().astype(np.uint8)
     if boxed:
         logits = mask_logits(model, processor, inputs, device, image_embeddings=embedding)[0]
         masks.update({name: (lg > 0).cpu().numpy().astype(np.uint8) for name, lg in zip(boxed, logits)})
@@ -429,14 +483,15 @@ def predict_prompts(model, processor, image: np.ndarray, prompts: dict, device) 
 
 @torch.no_grad()
 def click_refinement(model, processor, image: np.ndarray, truth: np.ndarray, box, n_clicks: int,
-                     device) -> tuple[list[np.ndarray], list[Click]]:
+                     device, embedding=None) -> tuple[list[np.ndarray], list[Click]]:
     """The click protocol on one slice (``sambrats.clicks.simulate``): the box's mask, then a
-    correction click at a time, each decode from the slice's one image embedding with the box, every
-    click so far and the previous decode's low-resolution logits as the mask prompt. Returns the
-    masks (the box's, then one per click) and the clicks."""
+    correction click at a time, each decode from the slice's one image embedding (``embedding``, or
+    computed) with the box, every click so far and the previous decode's low-resolution logits as
+    the mask prompt. Returns the masks (the box's, then one per click) and the clicks."""
     model.eval()
     inputs = prepare(processor, [image], [box])
-    embedding = image_embeddings(model, inputs, device)
+    if embedding is None:
+        embedding = image_embeddings(model, inputs, device)
     logits, previous = decode(model, processor, inputs, device, embedding)
     fed_back = [previous]
 
@@ -465,6 +520,8 @@ class Prediction:
     mask: np.ndarray
     box: tuple[int, int, int, int] | None
     extra: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)  # the click protocol: the mask after the box and after each click
+    clicks: list = field(default_factory=list)  # its clicks, or a point mode's points
 
     @property
     def folder(self) -> str:
@@ -472,10 +529,14 @@ class Prediction:
         return self.prompt if self.method == "lora_sam" else f"zeroshot_{self.prompt}"
 
 
+
+
 def case_predictions(model, processor, sample: SliceSample, modes: list[str], seed: int, device,
-                     detection=None) -> list[Prediction]:
+                     detection=None, points=(), n_clicks: int = 0) -> list[Prediction]:
     """Zero-shot SAM with the GT box, then LoRA-SAM in every mode (plus ``yolo_box`` for a YOLO
-    detection row, following its no-detection policy)."""
+    detection row, following its no-detection policy), every point mode of ``points`` and, with
+    ``n_clicks``, the click protocol from the GT box (``gt_box_clicks``: the mask after the last
+    click, every step's mask in ``steps``); one LoRA image embedding for all of them."""
     with model.disable_adapter():
         mask, box = predict_modes(model, processor, sample, ["gt_box"], seed, device)["gt_box"]
     predictions = [Prediction("sam_zeroshot", "gt_box", mask, box)]
@@ -483,12 +544,22 @@ def case_predictions(model, processor, sample: SliceSample, modes: list[str], se
     action = None
     if detection is not None:
         action, prompts["yolo_box"] = yolo_prompt(detection)
-    masks = predict_prompts(model, processor, sample.image, prompts, device)
+    pointed = {mode: mode_points(mode, sample.mask, sample.box, seed, sample.case_id) for mode in points}
+    model.eval()
+    embedding = image_embeddings(model, prepare(processor, [sample.image]), device)
+    masks = predict_prompts(model, processor, sample.image, prompts, device, pointed, embedding)
     if action == "empty_mask":
         masks["yolo_box"] = np.zeros_like(sample.mask)
     for mode, box in prompts.items():
         extra = {"fallback": detection["fallback"]} if mode == "yolo_box" else {}
         predictions.append(Prediction("lora_sam", mode, masks[mode], box, extra))
+    for mode, (box, made) in pointed.items():
+        predictions.append(Prediction("lora_sam", mode, masks[mode], box, clicks=made))
+    if n_clicks:
+        steps, made = click_refinement(model, processor, sample.image, sample.mask, sample.box, n_clicks, device,
+                                       embedding)
+        predictions.append(Prediction("lora_sam", CLICK_MODE, steps[-1].astype(np.uint8), sample.box, steps=steps,
+                                      clicks=made))
     return predictions
 
 
@@ -501,31 +572,44 @@ def save_mode_mask(prediction: Prediction, case_id: str, folder: Path) -> None:
 
 def write_predictions(base_model, adapter_dir, slices_dir, out_dir, metrics_path, dataset: str, region: str,
                       jitters: list[int], seed: int, tolerance_mm: float, replicate: int,
-                      device_name: str = "auto", yolo_boxes=None) -> None:
+                      device_name: str = "auto", yolo_boxes=None, points=(), n_clicks: int = 0,
+                      clicks_path=None) -> None:
     """Masks of every prompt mode for the test split, LoRA-SAM and the base model (zero-shot,
     GT box), as ``{mode}/{case}.npz`` plus the shared per-case metrics table. With a YOLO box
-    table, the mode ``yolo_box`` (the automatic pipeline) joins. ``seed`` draws the jittered boxes
-    (the same for every replicate); ``replicate`` is the training seed of the adapter (the zero-shot
-    base model's rows have none: it is not trained)."""
+    table, the mode ``yolo_box`` (the automatic pipeline) joins; ``points``: the point modes
+    (``point_modes``); ``n_clicks``: the click protocol from the GT box, its per-step scores in
+    ``clicks_path``. ``seed`` draws the jittered boxes and random points (the same for every
+    replicate); ``replicate`` is the training seed of the adapter (the zero-shot base model's rows
+    have none: it is not trained)."""
     device = resolve_device(device_name)
     base, processor = load_base(base_model, device)
     model = PeftModel.from_pretrained(base, str(adapter_dir)).to(device)
     modes = prompt_modes(jitters)
     yolo = None if yolo_boxes is None else read_tsv(yolo_boxes).set_index("case_id")
-    rows = []
+    rows, steps = [], []
     with staged_directory(out_dir) as folder:
         for sample in progress(load_split(slices_dir, "test"), "SAM prompt modes", "case"):
             detection = None if yolo is None else yolo.loc[sample.case_id]
-            for prediction in case_predictions(model, processor, sample, modes, seed, device, detection):
+            for prediction in case_predictions(model, processor, sample, modes, seed, device, detection, points,
+                                               n_clicks):
                 save_mode_mask(prediction, sample.case_id, folder)
                 box = "" if prediction.box is None else ",".join(map(str, prediction.box))
+                extra = dict(prediction.extra)
+                if prediction.clicks:
+                    extra["prompt_points"] = clicks_text(prediction.clicks)
+                if prediction.steps:
+                    case_steps, summary = protocol_scores(sample.case_id, prediction.steps, prediction.clicks,
+                                                          sample.mask, sample.spacing, tolerance_mm)
+                    steps += [{**row, "seed": replicate} for row in case_steps]
+                    extra.update(summary)
                 rows.append(metrics_row(sample.case_id, dataset, region, prediction.method, prediction.prompt,
                                         prediction.mask, sample.mask,
                                         Path(out_dir) / prediction.folder / f"{sample.case_id}.npz",
                                         sample.spacing, tolerance_mm, prompt_box=box,
-                                        seed=replicate if prediction.method == "lora_sam" else "",
-                                        **prediction.extra))
+                                        seed=replicate if prediction.method == "lora_sam" else "", **extra))
     table = metrics_table(rows)
     write_tsv(table, metrics_path)
+    if clicks_path is not None:
+        write_tsv(pd.DataFrame(steps, columns=STEP_COLUMNS), clicks_path)
     for (method, mode), group in table.groupby(["method", "prompt"], sort=False):
         log.info("%s %s: Dice %.4f, IoU %.4f (n=%d)", method, mode, group.dice.mean(), group.iou.mean(), len(group))
