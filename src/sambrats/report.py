@@ -660,7 +660,7 @@ def plot_clicks(steps: pd.DataFrame, path, seed: int, resamples: int = 2000) -> 
         by_step = group.groupby("step").dice
         bounds = np.array([bootstrap_ci(values, resamples, seed) for _, values in by_step])
         counts = group.case_id.nunique()
-        axis.plot(by_step.mean().index, by_step.mean(), marker="o", label=f"{PROMPTED[method][0]}, n = {counts}")
+        axis.plot(by_step.mean().index, by_step.mean(), marker="o", label=f"{PROMPTED[method][0]}, {counts} cases")
         axis.fill_between(by_step.mean().index, bounds[:, 0], bounds[:, 1], alpha=0.2)
     axis.set_xlabel("correction clicks after the GT box (CVPR 2025 protocol)")
     axis.set_ylabel("mean Dice (95% bootstrap CI)")
@@ -707,13 +707,14 @@ def plot_prompt_types(metrics: pd.DataFrame, path, seed: int, resamples: int = 2
             errors.append((values.mean() - low, high - values.mean()))
             positions.append(position + (number - (table.method.nunique() - 1) / 2) * width)
         axis.bar(positions, means, width=width, yerr=np.array(errors).T if errors else None, capsize=3,
-                 label=f"{PROMPTED[method][0]}, n = {group.case_id.nunique()}")
+                 label=f"{PROMPTED[method][0]}, {group.case_id.nunique()} cases")
     axis.set_xticks(range(len(order)), [PROMPT_TYPES[prompt] for prompt in order], rotation=25, ha="right")
     axis.set_ylabel("mean Dice (95% bootstrap CI)")
-    axis.set_ylim(0, 1)
+    axis.set_ylim(0, 1.15)
+    axis.set_yticks(np.linspace(0, 1, 6))
     axis.set_title("Dice per prompt type beside the GT box")
     if order:
-        axis.legend(loc="lower right")
+        axis.legend(loc="upper center", ncol=2)
     save_figure(fig, path)
 
 
