@@ -149,6 +149,7 @@ def standin_settings():
         "batch_size": standin["batch_size"],
         "lr": standin["lr"],
         "seed": standin["seed"],
+        "click_steps": standin["click_steps"],
         "no_prompt_fraction": 0.0,
     }
 
