@@ -26,16 +26,16 @@ from scipy import ndimage
 from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from .brats import GLI, region_mask, resolve_modality
-from .clicks import (CLICK_MODE, STEP_COLUMNS, Click, clicks_text, correction_click, mode_points, most_interior, protocol_scores,
-                     random_points, simulate)
+from .clicks import (CLICK_MODE, STEP_COLUMNS, Click, clicks_text, correction_click, mode_points, most_interior,
+                     protocol_scores, random_points, simulate)
 from .devices import autocast, resolve_device
 from .metrics import dice, metrics_row, metrics_table
 from .outputs import read_tsv, staged_directory, write_tsv
 from .plotting import pyplot, save_figure, training_panel
 from .presets import SAM_STANDINS
 from .seeding import seed_everything
-from .slices import (SliceSample, axial_slice, case_rng, intensity_range, jitter_box, largest_area_slice,
-                     load_split, normalise, seeded_jitter, tight_box, to_rgb)
+from .slices import (SliceSample, axial_slice, intensity_range, jitter_box, largest_area_slice, load_split,
+                     normalise, seeded_jitter, tight_box, to_rgb)
 from .synth import LESION_TISSUES, labels_from_tissues, synth_case
 from .yolo import yolo_prompt
 from .progress import progress
