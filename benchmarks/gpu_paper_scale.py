@@ -228,7 +228,7 @@ def medsam2_volume(tiny: bool, device) -> None:
     """MedSAM-2 propagating through one volume from its key slice, both directions."""
     image_size, slices = (64, 3) if tiny else (PAPER["medsam2"]["image_size"], 155)
     with tempfile.TemporaryDirectory() as tmp:
-        volume, key, box = benchmark_volume(Path(tmp), slices)
+        volume, key, box, _ = benchmark_volume(Path(tmp), slices)
         predictor = random_predictor(Path(tmp), image_size, device)
         frames = medsam2.preprocess(volume, image_size)
         with measured(device, f"MedSAM-2 at {image_size} px, {slices} slices (one volume)", 1,  # a BraTS 2024 batch

@@ -127,7 +127,8 @@ def get_sam_base_input(wildcards):
 
 def get_lora_settings(wildcards):
     """LoRA training settings (sambrats.sam.TrainSettings), seeded by the replicate. Only the key
-    slices' adapters get point and click prompts: the volume protocol prompts by boxes alone."""
+    slices' adapters get point and click prompts: the volume protocol prompts by boxes alone.
+    """
     settings = {**config["sam"]["train"], "seed": get_replicate_seed(wildcards)}
     if wildcards.slice_set != "key_slice":
         settings |= {"point_prompt_fraction": 0.0, "click_steps": 0}

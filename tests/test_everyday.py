@@ -119,7 +119,7 @@ def test_every_gpu_rule_goes_to_the_gpu_partition_in_the_slurm_profile():
     assert gpu_rules() == {"sam_standin", "train_lora_sam", "predict_sam", "train_yolo", "evaluate_yolo",
                            "predict_yolo_boxes", "train_nnunet", "predict_nnunet", "train_nnunet_volumes",
                            "predict_nnunet_volumes", "predict_sam_volumes", "detect_volumes",
-                           "medsam2_standin", "medsam2_predict", "medsam2_automatic"}
+                           "medsam2_standin", "medsam2_predict", "medsam2_automatic", "medsam2_prompts"}
     assert set(profile["set-resources"]) == gpu_rules()
     for rule, resources in profile["set-resources"].items():
         assert resources == {"slurm_partition": "gpu", "gpu_model": "a100"}, rule

@@ -47,7 +47,7 @@ def test_dry_run_of_the_demo_lists_every_stage(tmp_path):
                  "predict_yolo_boxes", "nnunet_raw", "nnunet_preprocess", "train_nnunet", "predict_nnunet",
                  "nnunet_volumes_raw", "nnunet_volumes_preprocess", "train_nnunet_volumes", "predict_nnunet_volumes",
                  "predict_sam_volumes", "score_volumes", "detect_volumes", "medsam2_automatic", "lesionwise_metrics", "compare_methods", "figures", "provenance", "medsam2_standin", "medsam2_predict",
-                 "medsam2_collect", "all"):
+                 "medsam2_collect", "medsam2_prompts", "all"):
         assert f"rule {rule}:" in result.stdout
     assert not (tmp_path / "results").exists()
 
