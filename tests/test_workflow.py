@@ -196,7 +196,7 @@ def test_demo_lora_sam_beats_the_stand_in_base_model_and_reports_every_mode(demo
     metrics = read_tsv(workdir / "results/sam/wt/brats2024/key_slice/seed2024/metrics.tsv")
     test_cases = read_tsv(workdir / "results/slices/brats2024/wt/key_slice/index.tsv").query("split == 'test'").case_id
     modes = {"gt_box", "gt_box_jitter5", "gt_box_jitter10", "gt_box_jitter15", "gt_box_jitter20",
-             "gt_box_jitter30", "no_prompt", "yolo_box"}
+             "gt_box_jitter30", "no_prompt", "yolo_box", *PROMPT_MODES}
     assert set(metrics[metrics.method == "lora_sam"].prompt) == modes
     for _, group in metrics.groupby(["method", "prompt"]):
         assert sorted(group.case_id) == sorted(test_cases)
@@ -315,7 +315,8 @@ def test_correction_clicks_end_no_worse_than_the_box_and_every_click_is_recorded
     results = demo_run / "results"
     clicks = DEMO_CONFIG["prompts"]["clicks"]
     for seed in DEMO_CONFIG["replicates"]:
-        run = read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/metrics.tsv").set_index(["prompt", "case_id"])
+        run = read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/metrics.tsv").query("method == 'lora_sam'")
+        run = run.set_index(["prompt", "case_id"])
         steps = read_tsv(results / f"sam/wt/brats2024/key_slice/seed{seed}/clicks.tsv")
         assert steps.groupby("case_id").step.max().eq(clicks).all() and (steps.seed == seed).all()
         first = steps[steps.step == 0].set_index("case_id").dice
