@@ -330,7 +330,7 @@ def sam2_points(clicks: list[Click]) -> list:
 
 
 def prompt_predictions(session: Session, truth: np.ndarray, modes: list[str], n_clicks: int, settings: MedsamSettings,
-                       case_id: str) -> tuple[dict, tuple[list, list] | None]:
+                       case_id: str) -> tuple[dict, list[np.ndarray] | None]:
     """One volume's masks [i, j, k] for each point mode (``sambrats.clicks.mode_points`` on the key
     slice: its most interior point, seeded random points, the GT box with the interior point) and,
     with ``n_clicks``, the CVPR 2025 click protocol in 3D: the GT box on the key slice, then each
