@@ -324,6 +324,8 @@ def test_a_correction_click_re_propagates_from_its_frame_away_from_the_key(stand
     assert all(np.array_equal(backward[k], session.masks["backward"][k]) for k in backward)
     assert all(np.array_equal(early[k], session.masks["forward"][k]) for k in early)
     assert session.prompts == {3: ((5, 6, 20, 25), []), 6: (None, [((30, 30), False)])}
+    # the clicked frame stays a conditioning frame: re-tracked without its click, the click would be lost
+    assert 6 in session.states["forward"]["output_dict_per_obj"][0]["cond_frame_outputs"]
     again = session.start(3, box=(5, 6, 20, 25))  # a new start forgets the clicks
     assert np.array_equal(again, first) and session.prompts == {3: ((5, 6, 20, 25), [])}
 
