@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -29,9 +30,11 @@ def test_every_benchmark_is_run_here():
 
 
 @pytest.mark.parametrize("name", sorted(TINY_RUNS))
-def test_benchmark_runs_at_a_tiny_size(name):
+def test_benchmark_runs_at_a_tiny_size(name, tmp_path):
+    """Each in its own temporary folder: the scratch a benchmark keeps for its user (the demo's
+    folders and logs) goes with the test's."""
     arguments, line = TINY_RUNS[name]
     result = subprocess.run([sys.executable, str(BENCHMARKS / name), *arguments], cwd=REPO, capture_output=True,
-                            text=True, timeout=HANG_GUARD_S)
+                            text=True, timeout=HANG_GUARD_S, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert line in result.stdout, result.stdout
