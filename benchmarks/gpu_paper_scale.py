@@ -166,27 +166,28 @@ def yolo(tiny: bool, device, steps: int) -> None:
 
 def nnunet_plans(shape, channels: int, cases: int) -> dict:
     """nnU-Net's own 3d_fullres and 2d plans for volumes of ``shape`` at 1 mm (its default planner)."""
-    root = Path(tempfile.mkdtemp(prefix="nnunet-plans-"))
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        os.environ[name] = str(root / name)
-    dataset = "Dataset999_BenchmarkBraTS"
-    raw = root / "nnUNet_raw" / dataset
-    (raw / "imagesTr").mkdir(parents=True)
-    (raw / "dataset.json").write_text(json.dumps({
-        "channel_names": {str(i): f"channel{i}" for i in range(channels)}, "labels": {"background": 0, "tumour": 1},
-        "numTraining": cases, "file_ending": ".nii.gz"}))
-    preprocessed = root / "nnUNet_preprocessed" / dataset
-    preprocessed.mkdir(parents=True)
-    (preprocessed / "dataset_fingerprint.json").write_text(json.dumps({
-        "spacings": [[1.0, 1.0, 1.0]] * cases, "shapes_after_crop": [list(shape)] * cases,
-        "median_relative_size_after_cropping": 1.0}))
-    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    with tempfile.TemporaryDirectory(prefix="nnunet-plans-") as tmp:  # the plans only, nothing kept
+        root = Path(tmp)
+        for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+            os.environ[name] = str(root / name)
+        dataset = "Dataset999_BenchmarkBraTS"
+        raw = root / "nnUNet_raw" / dataset
+        (raw / "imagesTr").mkdir(parents=True)
+        (raw / "dataset.json").write_text(json.dumps({
+            "channel_names": {str(i): f"channel{i}" for i in range(channels)}, "labels": {"background": 0, "tumour": 1},
+            "numTraining": cases, "file_ending": ".nii.gz"}))
+        preprocessed = root / "nnUNet_preprocessed" / dataset
+        preprocessed.mkdir(parents=True)
+        (preprocessed / "dataset_fingerprint.json").write_text(json.dumps({
+            "spacings": [[1.0, 1.0, 1.0]] * cases, "shapes_after_crop": [list(shape)] * cases,
+            "median_relative_size_after_cropping": 1.0}))
+        from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
-    planner = ExperimentPlanner(dataset)
-    return {"3d_fullres": planner.get_plans_for_configuration((1.0, 1.0, 1.0), shape, "3d",
-                                                              float(np.prod(shape)) * cases, {}),
-            "2d": planner.get_plans_for_configuration((1.0, 1.0), shape[1:], "2d",  # one slice per case
-                                                      float(np.prod(shape[1:])) * cases, {})}
+        planner = ExperimentPlanner(dataset)
+        return {"3d_fullres": planner.get_plans_for_configuration((1.0, 1.0, 1.0), shape, "3d",
+                                                                  float(np.prod(shape)) * cases, {}),
+                "2d": planner.get_plans_for_configuration((1.0, 1.0), shape[1:], "2d",  # one slice per case
+                                                          float(np.prod(shape[1:])) * cases, {})}
 
 
 def nnunet(tiny: bool, device, steps: int) -> None:
