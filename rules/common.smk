@@ -163,7 +163,7 @@ def get_yolo_model_input(wildcards):
 
 def get_yolo_settings(wildcards):
     """sambrats.yolo.YoloSettings of the config, seeded by the replicate."""
-    keys = ("epochs", "imgsz", "batch", "patience", "workers", "mosaic", "warmup_epochs")
+    keys = ("epochs", "imgsz", "batch", "patience", "workers")
     return {key: config["yolo"][key] for key in keys} | {
         "seed": get_replicate_seed(wildcards)
     }

@@ -135,8 +135,6 @@ class YoloSettings:
     patience: int
     workers: int
     seed: int
-    mosaic: float = 1.0  # probability of ultralytics' 4-image mosaic augmentation (its default)
-    warmup_epochs: float = 3.0  # ultralytics' learning-rate warm-up (at least 100 iterations; 0: none)
 
 
 def device_argument(device_name: str) -> str:
@@ -169,8 +167,6 @@ def train_yolo(data_yaml, model_spec: str, run_dir, weights_out, results_out, se
         seed=settings.seed,
         patience=settings.patience,
         workers=settings.workers,
-        mosaic=settings.mosaic,
-        warmup_epochs=settings.warmup_epochs,
         device=device,
         amp="bf16" if device != "cpu" else False,
         plots=True,
