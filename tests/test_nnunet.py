@@ -107,8 +107,9 @@ def test_plan_train_resume_and_predict(prepared, caplog):
     first.kill()
     first.wait()
     assert not (fold_dir / "checkpoint_final.pth").exists(), "the run was not interrupted"
+    assert not (fold_dir / "progress.png").exists()  # drawn after the last epoch only
     nnunet.train(root, NAME, DATASET_ID, 5, 2, 1, "cpu", seed=0, history_path=tmp / "history.tsv", processes=1)
-    assert (fold_dir / "checkpoint_final.pth").is_file()
+    assert (fold_dir / "checkpoint_final.pth").is_file() and (fold_dir / "progress.png").is_file()
     assert read_tsv(tmp / "history.tsv").epoch.tolist() == [0, 1, 2, 3, 4]  # both logs, every epoch once
     logs = sorted(fold_dir.glob("training_log_*.txt"))
     assert len(logs) == 2

@@ -307,6 +307,18 @@ def seeded_loaders(trainer, seed: int, workers: int) -> None:
     trainer.get_dataloaders = get_dataloaders
 
 
+def progress_plot_after_the_last_epoch(trainer) -> None:
+    """nnU-Net redraws its ``progress.png`` (three panels of 3,000 x 5,400 px) after every epoch,
+    about a second each on a CPU; draw it once, after the last epoch (a resumed training's too)."""
+    plot = trainer.logger.plot_progress_png
+
+    def plot_after_the_last_epoch(output_folder) -> None:
+        if trainer.current_epoch + 1 >= trainer.num_epochs:
+            plot(output_folder)
+
+    trainer.logger.plot_progress_png = plot_after_the_last_epoch
+
+
 def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_iterations: int,
                            device_name: str, seed: int, configuration: str) -> None:
     """Runs inside the child process whose environment names the nnU-Net folders."""
@@ -322,6 +334,7 @@ def _train_in_this_process(dataset_id: int, epochs: int, iterations: int, val_it
     trainer.num_val_iterations_per_epoch = val_iterations
     trainer.save_every = 1  # checkpoint_latest after every epoch, so a rerun continues from it
     seeded_loaders(trainer, seed, get_allowed_n_proc_DA())
+    progress_plot_after_the_last_epoch(trainer)
     keep_only_an_interrupted_training(Path(trainer.output_folder), trainer.plans_manager.plans)
     maybe_load_checkpoint(trainer, continue_training=True, validation_only=False)
     trainer.run_training()
