@@ -92,6 +92,16 @@ def test_plan_train_resume_and_predict(prepared, caplog):
     (fold,) = json.loads((root / "preprocessed" / NAME / "splits_final.json").read_text())
     split = read_tsv(tmp / "splits.tsv")
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
+    # the fingerprint's foreground intensities (FINGERPRINT_FOREGROUND_VOXELS of them, as many per case,
+    # as nnU-Net draws its 10**8) are the training cases' own
+    raw = root / "raw" / NAME
+    per_case = [nib.load(image).get_fdata()[nib.load(raw / "labelsTr" / image.name.replace("_0000", "")).get_fdata() > 0]
+                for image in sorted((raw / "imagesTr").glob("*_0000.nii.gz"))]
+    stats = json.loads((root / "preprocessed" / NAME / "dataset_fingerprint.json").read_text())
+    stats = stats["foreground_intensity_properties_per_channel"]["0"]
+    foreground = np.concatenate(per_case)
+    assert stats["min"] == foreground.min() and stats["max"] == foreground.max()
+    assert abs(stats["mean"] - np.mean([case.mean() for case in per_case])) < 0.01 * foreground.std()
 
     # Kill a training run once nnU-Net has written checkpoint_latest.pth, then rerun it.
     args = [str(DATASET_ID), "5", "2", "1", "cpu", "0", nnunet.CONFIGURATION]

@@ -171,9 +171,9 @@ def plan_and_preprocess(root, dataset_id: int, split_table, processes: int = 2,
                         configurations=(CONFIGURATION,), verify_integrity: bool = True,
                         base_features: int | None = None, target_spacing_mm: float | None = None,
                         batch_size_2d: int | None = None) -> None:
-    """nnU-Net's fingerprint, plan and preprocessing of ``configurations`` with ``processes``
-    workers for both the fingerprint and the preprocessing (nnU-Net's own default spawns 8 for the
-    fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split (the
+    """nnU-Net's fingerprint (``fingerprint``), plan and preprocessing of ``configurations`` with
+    ``processes`` workers for both the fingerprint and the preprocessing (nnU-Net's own default
+    spawns 8 for the fingerprint), its dataset integrity check if ``verify_integrity``; fold 0 = our split (the
     ``split_table``: the slice index of a slice dataset, the split of a volume dataset). Given, the
     plan changes that train on a CPU: the planned networks narrowed to ``base_features`` in their
     first stage; 3d_fullres planned at an isotropic ``target_spacing_mm`` (nnU-Net's own
@@ -182,8 +182,9 @@ def plan_and_preprocess(root, dataset_id: int, split_table, processes: int = 2,
     env = environment(root, processes)
     check = ["--verify_dataset_integrity"] if verify_integrity else []
     spacing = [] if target_spacing_mm is None else ["-overwrite_target_spacing", *[str(target_spacing_mm)] * 3]
+    run_logged(guarded_command("sambrats.nnunet:main", "fingerprint", str(dataset_id), str(processes), *check), env)
     run_logged(guarded_command("nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *configurations,
-                               "-np", str(processes), "-npfp", str(processes), *spacing, *check), env)
+                               "-np", str(processes), *spacing), env)  # without --clean: the fingerprint above
     preprocessed = Path(env["nnUNet_preprocessed"])
     folder = next(preprocessed.glob(f"Dataset{dataset_id:03d}_*"))
     write_split_file(split_table, folder / "splits_final.json")
@@ -192,6 +193,28 @@ def plan_and_preprocess(root, dataset_id: int, split_table, processes: int = 2,
             narrow_network(folder / f"{PLANS}.json", configuration, base_features)
     if batch_size_2d is not None and CONFIGURATION in configurations:
         set_batch_size(folder / f"{PLANS}.json", CONFIGURATION, batch_size_2d)
+
+
+FINGERPRINT_FOREGROUND_VOXELS = 10**6  # nnU-Net samples 10**8 (per channel, over all cases)
+
+
+def fingerprint(dataset_id: int, processes: int, verify_integrity: bool) -> None:
+    """nnU-Net's dataset fingerprint (its integrity check first if ``verify_integrity``) from
+    ``FINGERPRINT_FOREGROUND_VOXELS`` foreground intensities per channel, drawn with replacement
+    over the cases as nnU-Net draws its 10**8: those statistics serve its CT normalisation only
+    (MRI channels are z-scored per image), and 10**8 of them cost about 40 s per dataset however
+    small (drawn, sent between processes, then sorted for percentiles); shapes and spacings,
+    which the plans come from, are every case's as nnU-Net computes them."""
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
+
+    class SampledFingerprint(DatasetFingerprintExtractor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.num_foreground_voxels_for_intensitystats = FINGERPRINT_FOREGROUND_VOXELS
+
+    extract_fingerprint_dataset(dataset_id, SampledFingerprint, processes, check_dataset_integrity=verify_integrity,
+                                clean=True, verbose=False, show_progress_bar=False)
 
 
 def narrow_network(plans_path, configuration: str, base_features: int) -> None:
@@ -417,16 +440,24 @@ def write_volume_predictions(root, dataset_id: int, raw_dir, cases_path, out_dir
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="nnU-Net training step (run by sambrats.nnunet.train)")
-    parser.add_argument("step", choices=["train"])
-    parser.add_argument("dataset_id", type=int)
-    parser.add_argument("epochs", type=int)
-    parser.add_argument("iterations", type=int)
-    parser.add_argument("val_iterations", type=int)
-    parser.add_argument("device")
-    parser.add_argument("seed", type=int)
-    parser.add_argument("configuration", choices=[CONFIGURATION, VOLUMES])
+    parser = argparse.ArgumentParser(description="nnU-Net steps in a guarded child process (run by sambrats.nnunet)")
+    steps = parser.add_subparsers(dest="step", required=True)
+    fingerprint_step = steps.add_parser("fingerprint", help="the dataset fingerprint (see fingerprint)")
+    fingerprint_step.add_argument("dataset_id", type=int)
+    fingerprint_step.add_argument("processes", type=int)
+    fingerprint_step.add_argument("--verify_dataset_integrity", action="store_true")
+    train_step = steps.add_parser("train", help="train fold 0 (see train)")
+    train_step.add_argument("dataset_id", type=int)
+    train_step.add_argument("epochs", type=int)
+    train_step.add_argument("iterations", type=int)
+    train_step.add_argument("val_iterations", type=int)
+    train_step.add_argument("device")
+    train_step.add_argument("seed", type=int)
+    train_step.add_argument("configuration", choices=[CONFIGURATION, VOLUMES])
     args = parser.parse_args(argv)
-    _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device,
-                           args.seed, args.configuration)
+    if args.step == "fingerprint":
+        fingerprint(args.dataset_id, args.processes, args.verify_dataset_integrity)
+    else:
+        _train_in_this_process(args.dataset_id, args.epochs, args.iterations, args.val_iterations, args.device,
+                               args.seed, args.configuration)
 
