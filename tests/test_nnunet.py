@@ -92,11 +92,12 @@ def test_plan_train_resume_and_predict(prepared, caplog):
     (fold,) = json.loads((root / "preprocessed" / NAME / "splits_final.json").read_text())
     split = read_tsv(tmp / "splits.tsv")
     assert fold["val"] == sorted(split.case_id[split.split == "val"])
-    # the fingerprint's foreground intensities (FINGERPRINT_FOREGROUND_VOXELS of them, as many per case,
-    # as nnU-Net draws its 10**8) are the training cases' own
+    # the fingerprint's foreground intensity statistics are the training cases' own, each case drawn
+    # as often as the others (how many draws, FINGERPRINT_FOREGROUND_VOXELS, the fingerprint does not show)
     raw = root / "raw" / NAME
-    per_case = [nib.load(image).get_fdata()[nib.load(raw / "labelsTr" / image.name.replace("_0000", "")).get_fdata() > 0]
-                for image in sorted((raw / "imagesTr").glob("*_0000.nii.gz"))]
+    images = sorted((raw / "imagesTr").glob("*_0000.nii.gz"))
+    labels = [raw / "labelsTr" / image.name.replace("_0000", "") for image in images]
+    per_case = [nib.load(image).get_fdata()[nib.load(label).get_fdata() > 0] for image, label in zip(images, labels)]
     stats = json.loads((root / "preprocessed" / NAME / "dataset_fingerprint.json").read_text())
     stats = stats["foreground_intensity_properties_per_channel"]["0"]
     foreground = np.concatenate(per_case)
