@@ -17,6 +17,12 @@ RESULTS = "results"
 SOFTWARE = f"{workflow.basedir}/envs/sambrats.yaml"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
+# Of the jobs that are ready, Snakemake starts those of higher priority first (default 0). The
+# data every model waits on comes first, then the long trainings that whole chains of jobs wait
+# on, so that short jobs fill both cores at the end instead of one training running alone (the
+# demo on 2 cores had a YOLO training alone for its last 100 s; see the README's demo section).
+PRIORITY_DATA = 2
+PRIORITY_TRAINING = 1
 
 
 # Training replicates: every trained method runs once per seed of `replicates` ({seed}).

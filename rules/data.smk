@@ -9,6 +9,7 @@ rule synth_cohort:
         f"{LOGS}/synth_cohort/{{dataset}}.log",
     benchmark:
         f"{BENCHMARKS}/synth_cohort/{{dataset}}.tsv"
+    priority: PRIORITY_DATA
     conda:
         SOFTWARE
     threads: 1
@@ -37,6 +38,7 @@ rule discover_cases:
         f"{LOGS}/discover_cases/{{dataset}}.log",
     benchmark:
         f"{BENCHMARKS}/discover_cases/{{dataset}}.tsv"
+    priority: PRIORITY_DATA
     conda:
         SOFTWARE
     threads: config["threads"]
@@ -59,6 +61,7 @@ rule split_cases:
         f"{RESULTS}/splits/{{dataset}}.tsv",
     log:
         f"{LOGS}/split_cases/{{dataset}}.log",
+    priority: PRIORITY_DATA
     conda:
         SOFTWARE
     params:
@@ -80,6 +83,7 @@ rule build_slices:
         f"{LOGS}/build_slices/{{dataset}}.{{region}}.{{slice_set}}.log",
     benchmark:
         f"{BENCHMARKS}/build_slices/{{dataset}}.{{region}}.{{slice_set}}.tsv"
+    priority: PRIORITY_DATA
     conda:
         SOFTWARE
     threads: config["threads"]

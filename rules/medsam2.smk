@@ -12,6 +12,7 @@ rule medsam2_standin:
         f"{BENCHMARKS}/medsam2_standin/{{preset}}.tsv"
     wildcard_constraints:
         preset="|".join(MEDSAM2_STANDINS),
+    priority: PRIORITY_TRAINING
     conda:
         SOFTWARE
     threads: job_threads(2)

@@ -16,6 +16,7 @@ rule sam_standin:
         f"{BENCHMARKS}/sam_standin/{{preset}}.tsv"
     wildcard_constraints:
         preset="|".join(SAM_STANDINS),
+    priority: PRIORITY_TRAINING
     conda:
         SOFTWARE
     threads: job_threads(2)
@@ -45,6 +46,7 @@ rule train_lora_sam:
         f"{LOGS}/train_lora_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train_lora_sam/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
+    priority: PRIORITY_TRAINING
     conda:
         SOFTWARE
     threads: job_threads(4)

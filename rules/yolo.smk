@@ -14,6 +14,7 @@ rule yolo_dataset:
         directory(f"{YOLO}/dataset"),
     log:
         f"{LOGS}/yolo_dataset/{{region}}.{{dataset}}.{{slice_set}}.log",
+    priority: PRIORITY_DATA
     conda:
         SOFTWARE
     script:
@@ -33,6 +34,7 @@ rule train_yolo:
         f"{LOGS}/train_yolo/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train_yolo/{{region}}.{{dataset}}.{{slice_set}}.seed{{seed}}.tsv"
+    priority: PRIORITY_TRAINING
     conda:
         SOFTWARE
     threads: job_threads(4)
