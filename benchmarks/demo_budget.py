@@ -6,7 +6,9 @@ Runs the embedded demo (`--short`: the test suite's short demo) in a fresh folde
 `numerics: portable`, as `make demo` does, and prints its time against the budget. `--native` runs
 it a second time in another fresh folder with `numerics: native` and prints the ratio of the two
 (the cost of the pin). `--fresh-clone` clones this commit first and times `make setup` there (the
-venv of a fresh clone), then runs the demo with that venv. The test suite's subprocess timeouts
+venv of a fresh clone), then runs the demo with that venv. Where the time went: the benchmarked
+seconds of the jobs per rule, and how long fewer jobs ran than there are cores (read off
+Snakemake's log, to the second). The test suite's subprocess timeouts
 only guard against hangs; this is where the budget is measured. (The test suite runs it with
 `--target` on an early output, only to prove that it runs.)
 """
@@ -14,12 +16,16 @@ only guard against hangs; this is where the budget is measured. (The test suite 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +41,59 @@ def timed(command: list[str], cwd: Path, log: Path) -> float:
     if result.returncode:
         sys.exit(f"{' '.join(command)} failed (exit {result.returncode}), see {log}")
     return time.perf_counter() - start
+
+
+# Snakemake's log: a timestamp line before each job's start ("rule x:" and its "jobid: n") and end.
+TIMESTAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+JOB_START = re.compile(r"^(?:local)?rule (\w+):$")
+JOB_ID = re.compile(r"^\s+jobid: (\d+)$")
+JOB_END = re.compile(r"^Finished jobid: (\d+)")
+
+
+def job_spans(log_text: str) -> list[tuple[int, int, str]]:
+    """(start, end, rule) of every finished job, in seconds since the first job started."""
+    now, rule, started, spans = None, None, {}, []
+    for line in log_text.splitlines():
+        if match := TIMESTAMP.match(line):
+            now = datetime.strptime(" ".join(match.group(1).split()), "%a %b %d %H:%M:%S %Y")
+        elif match := JOB_START.match(line):
+            rule = match.group(1)
+        elif (match := JOB_ID.match(line)) and rule:
+            started[match.group(1)], rule = (now, rule), None
+        elif (match := JOB_END.match(line)) and match.group(1) in started:
+            start, name = started.pop(match.group(1))
+            spans.append((start, now, name))
+    if not spans:
+        return []
+    first = min(start for start, _, _ in spans)
+    return [(int((start - first).total_seconds()), int((end - first).total_seconds()), name)
+            for start, end, name in spans]
+
+
+def seconds_below(spans: list[tuple[int, int, str]], cores: int) -> int:
+    """Seconds of the run in which fewer jobs ran than there are cores."""
+    running = Counter()
+    for start, end, _ in spans:
+        for second in range(start, end):
+            running[second] += 1
+    total = max((end for _, end, _ in spans), default=0)
+    return sum(1 for second in range(total) if running[second] < cores)
+
+
+def job_seconds(workdir: Path) -> pd.Series:
+    """Benchmarked seconds of the jobs per rule (results/benchmarks/{rule}/), largest first."""
+    seconds = {rule.name: sum(pd.read_csv(tsv, sep="\t").s.sum() for tsv in rule.glob("*.tsv"))
+               for rule in (workdir / "results" / "benchmarks").glob("*") if rule.is_dir()}
+    return pd.Series(seconds, dtype=float).sort_values(ascending=False)
+
+
+def where_the_time_went(workdir: Path, cores: int) -> str:
+    """The jobs' benchmarked seconds (all, and the largest rules') and the seconds with a core idle."""
+    per_rule = job_seconds(workdir)
+    spans = job_spans((workdir / "snakemake.log").read_text())
+    largest = ", ".join(f"{rule} {seconds:.0f}" for rule, seconds in per_rule.head(8).items())
+    return (f"  {len(spans)} jobs, {per_rule.sum():.0f} benchmarked job-seconds ({largest}); fewer than {cores} "
+            f"jobs running for {seconds_below(spans, cores)} of {max((end for _, end, _ in spans), default=0)} s")
 
 
 def demo_seconds(repo: Path, python: Path, workdir: Path, overrides: dict, cores: int, targets: list[str]) -> float:
@@ -69,6 +128,7 @@ def main() -> None:
     name = ("short demo" if args.short else "demo") + (f" up to {', '.join(args.target)}" if args.target else "")
     print(f"{name}, numerics portable, --cores {args.cores}: {portable:.0f} s "
           f"({portable / BUDGET_S:.0%} of the {BUDGET_S // 60} min budget)")
+    print(where_the_time_went(scratch / "portable", args.cores))
     if args.native:
         native = demo_seconds(repo, python, scratch / "native", {**base, "numerics": "native"}, args.cores,
                               args.target)

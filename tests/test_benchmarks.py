@@ -19,7 +19,8 @@ TINY_RUNS = {
                                "--volume-slices", "4"], "ratio (protocol / box), 3D"),
     "medsam2_volume.py": (["--image-size", "64", "--slices", "3", "--device", "cpu"], "ratio (whole / encoder)"),
     "dry_run_paper_scale.py": (["--gli", "4", "--legacy", "4", "--repeats", "1"], "ratio paper/demo"),
-    "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"], "of the 15 min budget"),
+    "demo_budget.py": (["--short", "--target", "results/splits/brats2024.tsv"],  # its jobs read off Snakemake's log
+                       "of the 15 min budget)\n  3 jobs, "),
     "gpu_paper_scale.py": (["--tiny", "--device", "cpu", "--steps", "1"], "determinism, the same 1 LoRA steps twice: identical"),
     "numeric_portability.py": (["--steps", "1", "--size", "8"], "ratio (conv ATen / conv oneDNN)"),
 }
