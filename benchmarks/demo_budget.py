@@ -1,12 +1,14 @@
 """The demo's time against its budget (15 minutes on 2 cores), and the cost of the pinned numeric path.
 
-    .venv/bin/python benchmarks/demo_budget.py [--fresh-clone] [--native] [--short] [--cores 2]
+    .venv/bin/python benchmarks/demo_budget.py [--fresh-clone [--commit REV]] [--native] [--short] [--cores 2]
 
 Runs the embedded demo (`--short`: the test suite's short demo) in a fresh folder with
 `numerics: portable`, as `make demo` does, and prints its time against the budget. `--native` runs
 it a second time in another fresh folder with `numerics: native` and prints the ratio of the two
 (the cost of the pin). `--fresh-clone` clones this commit first and times `make setup` there (the
-venv of a fresh clone), then runs the demo with that venv. Where the time went: the benchmarked
+venv of a fresh clone), then runs the demo with that venv; `--commit` clones that commit instead
+(its own workflow, config and set-up: a baseline measured on the same machine, since the same jobs
+take twice as long on one 2-core machine as on another). Where the time went: the benchmarked
 seconds of the jobs per rule, and how long fewer jobs ran than there are cores (read off
 Snakemake's log, to the second). The test suite's subprocess timeouts
 only guard against hangs; this is where the budget is measured. (The test suite runs it with
@@ -30,7 +32,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_S = 15 * 60
-SHORT_DEMO = yaml.safe_load((REPO / "tests" / "data" / "short-demo.yaml").read_text())  # the tests' short demo
+SHORT_DEMO = Path("tests") / "data" / "short-demo.yaml"  # the tests' short demo, in the measured checkout
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:
@@ -109,20 +111,25 @@ def demo_seconds(repo: Path, python: Path, workdir: Path, overrides: dict, cores
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fresh-clone", action="store_true", help="clone this commit and time `make setup` first")
+    parser.add_argument("--commit", help="with --fresh-clone: clone this commit instead (a baseline)")
     parser.add_argument("--native", action="store_true", help="also run with numerics: native (cost of the pin)")
     parser.add_argument("--short", action="store_true", help="the test suite's short demo instead of the demo")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--target", action="append", default=[], help="only this output (the test suite's quick run)")
     args = parser.parse_args()
+    if args.commit and not args.fresh_clone:
+        parser.error("--commit measures a fresh clone of that commit: give --fresh-clone too")
     scratch = Path(tempfile.mkdtemp(prefix="sambrats-budget-"))
     repo, python = REPO, Path(sys.executable)
     if args.fresh_clone:
         repo = scratch / "clone"
         subprocess.run(["git", "clone", "--quiet", str(REPO), str(repo)], check=True)
+        if args.commit:
+            subprocess.run(["git", "-C", str(repo), "checkout", "--quiet", args.commit], check=True)
         setup = timed(["make", "setup"], repo, scratch / "setup.log")
         python = repo / ".venv/bin/python"
-        print(f"make setup of a fresh clone: {setup:.0f} s")
-    base = SHORT_DEMO if args.short else {}
+        print(f"make setup of a fresh clone{f' of {args.commit}' if args.commit else ''}: {setup:.0f} s")
+    base = yaml.safe_load((repo / SHORT_DEMO).read_text()) if args.short else {}
     portable = demo_seconds(repo, python, scratch / "portable", {**base, "numerics": "portable"}, args.cores,
                             args.target)
     name = ("short demo" if args.short else "demo") + (f" up to {', '.join(args.target)}" if args.target else "")

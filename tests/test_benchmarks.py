@@ -39,3 +39,11 @@ def test_benchmark_runs_at_a_tiny_size(name, tmp_path):
                             text=True, timeout=HANG_GUARD_S, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert line in result.stdout, result.stdout
+
+
+def test_the_demo_budget_measures_another_commit_only_on_a_fresh_clone(tmp_path):
+    """`--commit` is a baseline's fresh clone: alone it is refused before any folder is made."""
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "demo_budget.py"), "--commit", "HEAD~1"], cwd=REPO,
+                            capture_output=True, text=True, timeout=HANG_GUARD_S, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 2 and "give --fresh-clone too" in result.stderr
+    assert not list(tmp_path.iterdir())
