@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import nibabel as nib
@@ -112,9 +113,8 @@ def test_plan_train_resume_and_predict(prepared, caplog):
     fold_dir = Path(nnunet.fold_folder(root, NAME, 0))
     assert fold_dir == root / "model" / "seed0" / NAME / "nnUNetTrainer__nnUNetPlans__2d" / "fold_0"  # per replicate
     deadline = time.time() + 600
-    while time.time() < deadline and not (fold_dir / "checkpoint_latest.pth").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the file be written completely
+    while time.time() < deadline and not zipfile.is_zipfile(fold_dir / "checkpoint_latest.pth"):
+        time.sleep(0.05)  # until torch's zip archive is whole (its central directory, written last, is there)
     first.kill()
     first.wait()
     assert not (fold_dir / "checkpoint_final.pth").exists(), "the run was not interrupted"
@@ -230,3 +230,18 @@ def test_a_rerun_of_a_finished_or_replanned_training_starts_afresh(tmp_path):
     (fold / "training_log_2026_1_1_00_00_00.txt").write_text("Epoch 0\n")
     nnunet.keep_only_an_interrupted_training(fold, plans)
     assert not any(fold.iterdir())  # finished earlier: afresh, its logs gone with it
+
+
+def test_a_checkpoint_cut_short_by_a_kill_starts_the_training_afresh(tmp_path, caplog):
+    """A training killed while nnU-Net wrote checkpoint_latest.pth (a job's time limit) leaves it cut
+    short: the rerun starts afresh and says why, instead of failing in torch.load."""
+    caplog.set_level(logging.INFO)
+    fold = tmp_path / "fold_0"
+    fold.mkdir()
+    plans = {"configurations": {"2d": {"patch_size": [64, 64]}}}
+    latest = fold / "checkpoint_latest.pth"
+    torch.save({"init_args": {"plans": plans}, "network_weights": {"w": torch.zeros(1000)}}, latest)
+    latest.write_bytes(latest.read_bytes()[:-100])  # the archive's central directory not yet written
+    nnunet.keep_only_an_interrupted_training(fold, plans)
+    assert fold.is_dir() and not any(fold.iterdir())
+    assert "was cut short while it was written" in caplog.text

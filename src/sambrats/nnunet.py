@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import nibabel as nib
@@ -367,11 +368,15 @@ def keep_only_an_interrupted_training(fold: Path, plans: dict) -> None:
     """Leave ``fold`` to nnU-Net's resume only where it holds an interrupted training of these
     ``plans`` (its ``checkpoint_latest.pth``). Anything else there is an earlier training that
     Snakemake reruns (it removed ``checkpoint_final.pth``; nnU-Net would continue from its
-    ``checkpoint_best.pth``) or one of other plans: removed, so the training starts afresh."""
+    ``checkpoint_best.pth``), one of other plans, or one killed while nnU-Net wrote its checkpoint (a
+    job's time limit: torch's zip archive cut short, no central directory): removed, so the training
+    starts afresh."""
     import torch
 
     latest = fold / "checkpoint_latest.pth"
-    if latest.is_file():
+    if latest.is_file() and not zipfile.is_zipfile(latest):
+        log.warning("%s was cut short while it was written (the training was killed then)", latest)
+    elif latest.is_file():
         nnunet_globals = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
         with torch.serialization.safe_globals(nnunet_globals):
             saved = torch.load(latest, map_location="cpu", weights_only=True)
